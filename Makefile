@@ -1,0 +1,35 @@
+# The README's two commands: `make paper` and `make test`. Both set up first and are idempotent.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= all
+
+.PHONY: setup paper test system-deps lint clean
+
+setup: $(STAMP)
+
+# The stamp depends on the requirement files, so a second run installs nothing.
+$(STAMP): requirements.txt requirements-nodeps.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	touch $(STAMP)
+
+paper: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES)
+
+# Chromium (paper browser check) and SLURM (real cluster test) come from Debian's packages.
+system-deps:
+	bash tests/system_deps.sh
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check .
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,1 @@
+# Agent ablation (issue 7; rules/agents.smk).

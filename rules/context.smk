@@ -1,0 +1,1 @@
+# Tokenization and context-window study (issue 4; rules/context.smk).

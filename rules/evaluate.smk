@@ -1,0 +1,1 @@
+# Experiment matrix, metrics, win rates, statistics, errors (issue 6; rules/evaluate.smk).

@@ -1,0 +1,1 @@
+# Instruction tuning with LoRA/QLoRA through TRL (issue 3; rules/sft.smk).

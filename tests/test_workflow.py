@@ -1,0 +1,96 @@
+"""End to end: the whole workflow on config/test.yaml in a temporary copy of the repository."""
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT, SNAKEMAKE, copy_workflow, run_snakemake
+
+pytestmark = pytest.mark.slow
+TEST_CONFIG = ["--configfile", "config/test.yaml"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = copy_workflow(tmp_path_factory.mktemp("e2e"))
+    # A git checkout, so provenance records carry a commit like a real run would.
+    subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=workdir, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "wf"], cwd=workdir, check=True)
+    start = time.time()
+    run_snakemake(workdir, *TEST_CONFIG)
+    return workdir, time.time() - start
+
+
+def test_paper_and_provenance_are_produced(finished_run):
+    workdir, seconds = finished_run
+    paper = (workdir / "results/report/paper.html").read_text(encoding="utf-8")
+    assert "<h2>Setup</h2>" in paper and "Appendix: provenance" in paper
+    manifest = json.loads((workdir / "results/data/manifest.json").read_text())
+    # The data section's numbers come from the manifest.
+    assert f"{manifest['sft_train']['rows']:,}" in paper
+    provenance = json.loads((workdir / "results/report/provenance.json").read_text())
+    assert "figures/data_counts.png" in provenance["artifacts"]
+    assert provenance["artifacts"]["figures/data_counts.png"]["rule"] == "validate_data"
+    for record in provenance["records"].values():
+        assert record["git"]["commit"] and record["config_sha256"] and record["inputs"] is not None
+    assert seconds < 300, f"the test workflow took {seconds:.0f} s (budget 300 s)"
+
+
+def test_every_rule_wrote_log_and_benchmark(finished_run):
+    workdir, _ = finished_run
+    for rule in ("validate_data", "prepare_base", "figures", "paper"):
+        assert (workdir / f"results/logs/{rule}.log").exists(), rule
+        assert (workdir / f"results/benchmarks/{rule}.tsv").exists(), rule
+
+
+def test_template_change_reruns_only_the_paper(finished_run):
+    workdir, _ = finished_run
+    template = workdir / "report/sections/setup.html.j2"
+    template.write_text(template.read_text() + "\n")
+    proc = run_snakemake(workdir, "-n", *TEST_CONFIG)
+    assert "paper" in proc.stdout
+    for rule in ("validate_data", "prepare_base", "figures"):
+        assert rule not in proc.stdout, proc.stdout
+
+
+def test_verify_passes_then_detects_tampering(finished_run):
+    workdir, _ = finished_run
+    run_snakemake(workdir, "verify", *TEST_CONFIG)
+    figure = workdir / "results/report/tables/data_files.tsv"
+    original = figure.read_bytes()
+    figure.write_bytes(original + b"tampered\n")
+    try:
+        proc = run_snakemake(workdir, "verify", *TEST_CONFIG, check=False)
+        assert proc.returncode != 0
+        assert "data_files.tsv: sha256 changed" in proc.stdout + proc.stderr
+    finally:
+        figure.write_bytes(original)
+
+
+def test_bad_input_stops_with_one_line_and_no_output(workflow_copy):
+    raw = workflow_copy / "data/raw/sft_test.jsonl"
+    lines = raw.read_text(encoding="utf-8").splitlines()
+    lines[4] = lines[4][: len(lines[4]) // 2]  # a truncated JSON line
+    raw.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    proc = run_snakemake(workflow_copy, *TEST_CONFIG, check=False)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "InputError: data/raw/sft_test.jsonl:5: json: malformed JSON" in output
+    assert "Traceback" not in output
+    assert not (workflow_copy / "results/data").exists() or not any((workflow_copy / "results/data").iterdir())
+    assert not (workflow_copy / "results/models").exists()
+
+
+def test_invalid_config_is_one_line_before_any_job(workflow_copy):
+    proc = subprocess.run(
+        [SNAKEMAKE, "--cores", "1", "-n", *TEST_CONFIG, "--config", "seed=notanumber"],
+        cwd=workflow_copy,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    assert "config: seed: 'notanumber' is not of type 'integer'" in proc.stdout + proc.stderr
+    assert not (workflow_copy / "results").exists()
