@@ -94,3 +94,17 @@ def test_invalid_config_is_one_line_before_any_job(workflow_copy):
     assert proc.returncode != 0
     assert "config: seed: 'notanumber' is not of type 'integer'" in proc.stdout + proc.stderr
     assert not (workflow_copy / "results").exists()
+
+
+def test_snakemake_report_is_built(finished_run):
+    workdir, _ = finished_run
+    run_snakemake(workdir, "--report", "results/report/snakemake-report.zip", *TEST_CONFIG)
+    assert (workdir / "results/report/snakemake-report.zip").stat().st_size > 10_000
+
+
+def test_rendered_paper_passes_the_browser_check(finished_run, tmp_path):
+    from test_browser import check_page
+
+    workdir, _ = finished_run
+    errors, broken, overflowing, page_wider = check_page(workdir / "results/report/paper.html", tmp_path / "paper.png")
+    assert errors == [] and broken == [] and overflowing == 0 and not page_wider, (errors, broken, overflowing)
