@@ -21,24 +21,15 @@ import json
 import os
 import random
 import re
-import tempfile
 import unicodedata
 from collections import Counter
 from pathlib import Path
 
+from lmlab.data import LANGS, SFT_TASKS
+from lmlab.io import atomic_write
+
 GENERATOR_VERSION = "1.0.0"
 DEFAULT_SEED = 1234
-LANGS = ("en", "es")
-
-SFT_TASKS = (
-    "json_extraction",
-    "arithmetic",
-    "sentiment",
-    "summarization",
-    "kb_qa",
-    "refusal",
-    "long_context_qa",
-)
 # Rows per task family and split; test is 50 per family (350 rows), as the evaluation expects.
 SFT_ROWS_PER_TASK = {"test": 50, "validation": 30, "train": 300}
 # Long-context items cost the most to evaluate on a CPU; they still get the same count.
@@ -104,21 +95,8 @@ def jsonl_bytes(rows: list[dict]) -> bytes:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, then rename: a crash leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        # mkstemp creates 0600; committed data should be readable like any checked-out file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "wb") as handle:
+        handle.write(data)
 
 
 def read_jsonl(path: Path) -> list[dict]:

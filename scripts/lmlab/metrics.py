@@ -14,15 +14,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
-TASKS = (
-    "json_extraction",
-    "arithmetic",
-    "sentiment",
-    "summarization",
-    "kb_qa",
-    "refusal",
-    "long_context_qa",
-)
+from lmlab.data import SFT_TASKS as TASKS
+
 QA_TASKS = ("kb_qa", "long_context_qa")
 SENTIMENT_LABELS = ("positive", "negative", "neutral")
 
