@@ -18,7 +18,6 @@ import ast
 import datetime
 import hashlib
 import json
-import os
 import random
 import re
 import unicodedata
