@@ -7,11 +7,11 @@ rule prepare_base:
         manifest=f"{RESULTS}/data/manifest.json",
     output:
         model=directory(BASE),
-        prov=prov("prepare_base"),
+        prov=prov(f"prepare_base-{config['base_model']['name']}"),
     log:
-        log_path("prepare_base"),
+        log_path(f"prepare_base-{config['base_model']['name']}"),
     benchmark:
-        bench("prepare_base")
+        bench(f"prepare_base-{config['base_model']['name']}")
     conda:
         "../envs/train.yaml"
     threads: CPU_THREADS
@@ -24,5 +24,5 @@ rule prepare_base:
         "../scripts/prepare_base.py"
 
 
-PROVENANCE.append(prov("prepare_base"))
+PROVENANCE.append(prov(f"prepare_base-{config['base_model']['name']}"))
 PAPER_INPUTS["base_model"] = BASE

@@ -41,7 +41,7 @@ def test_paper_and_provenance_are_produced(finished_run):
 
 def test_every_rule_wrote_log_and_benchmark(finished_run):
     workdir, _ = finished_run
-    for rule in ("validate_data", "prepare_base", "figures", "paper"):
+    for rule in ("validate_data", "prepare_base-tiny-random", "figures", "paper"):
         assert (workdir / f"results/logs/{rule}.log").exists(), rule
         assert (workdir / f"results/benchmarks/{rule}.tsv").exists(), rule
 

@@ -1,0 +1,20 @@
+"""Rule context_stats: tokenizers, templates, truncation, sliding windows, cost."""
+
+from pathlib import Path
+
+from lmlab.context import context_stats
+from lmlab.step import step
+
+with step(snakemake) as smk:
+    context_stats(
+        {name: smk.input[name] for name in smk.params.datasets},
+        smk.input.base,
+        dict(zip(smk.params.bpe, smk.input.tokenizers)),
+        Path(smk.output.stats).parent,
+        smk.params.templates,
+        smk.params.template,
+        smk.params.windows,
+        max_rows=smk.params.max_rows,
+        timing_path=smk.output.timing,
+        **smk.params.kw,
+    )
