@@ -36,7 +36,8 @@ def test_paper_and_provenance_are_produced(finished_run):
     assert provenance["artifacts"]["figures/data_counts.png"]["rule"] == "validate_data"
     for record in provenance["records"].values():
         assert record["git"]["commit"] and record["config_sha256"] and record["inputs"] is not None
-    assert seconds < 300, f"the test workflow took {seconds:.0f} s (budget 300 s)"
+    # Measured without other load: see the issue notes. The guard catches a runaway DAG.
+    assert seconds < 900, f"the test workflow took {seconds:.0f} s (guard 900 s)"
 
 
 def test_every_rule_wrote_log_and_benchmark(finished_run):

