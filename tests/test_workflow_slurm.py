@@ -18,6 +18,7 @@ TEST_SITE = """hpc:
   cpu_partition: cpu
   gpu_partition: gpu
   cpus_per_gpu: 1
+  cpu_threads: 1
   mem_mb: 1000
   gpu_mem_mb: 1000
   runtime: 30
@@ -42,7 +43,7 @@ def slurm_run(slurm_cluster, tmp_path_factory):  # noqa: F811
     # The profile as typed by a user: `--profile slurm` from the repository root finds ./slurm/.
     write_profile(workdir / "slurm", retries=0)
     (workdir / "site.yaml").write_text(TEST_SITE)
-    proc = run_snakemake(slurm_cluster, workdir, "slurm", "--configfile", "config/test.yaml", "site.yaml", timeout=1500)
+    proc = run_snakemake(slurm_cluster, workdir, "slurm", "--configfile", "config/test.yaml", "site.yaml", timeout=2700)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
     return workdir, sacct_jobs(slurm_cluster, submitted_jobids(log))
