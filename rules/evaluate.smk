@@ -1,1 +1,459 @@
 # Experiment matrix, metrics, win rates, statistics, errors (issue 6; rules/evaluate.smk).
+# Cells: results/generations/{model}/{prompt}/ctx{context}.jsonl -> results/metrics/... ->
+# results/stats/ -> results/evaluation/summary.json (paper section "evaluation"); errors ->
+# results/errors/ (section "errors"); the blind human-evaluation sheet -> results/human_eval/.
+from lmlab.evaluate import (
+    baseline_of,
+    cell_id,
+    design_cells,
+    reference_cell,
+    resolve_models,
+    resolve_prompt,
+)
+
+EVAL = config["evaluate"]
+EVAL_DIR = f"{RESULTS}/evaluation"
+EVAL_ITEMS = f"{EVAL_DIR}/test_items.jsonl"
+GEN_DIR = f"{RESULTS}/generations"
+METRICS_DIR = f"{RESULTS}/metrics"
+STATS_DIR = f"{RESULTS}/stats"
+WIN_DIR = f"{RESULTS}/winrates"
+ERRORS_DIR = f"{RESULTS}/errors"
+HUMAN_DIR = f"{RESULTS}/human_eval"
+
+# The SFT adapter under evaluation (and the template the `sft` prompts resolve to): by
+# default the one the preference stage aligns, so every trained model is prompted the way it
+# was trained.
+EVAL_SFT_TEMPLATE = (
+    EVAL["sft_template"]
+    if EVAL["sft_template"] != "auto"
+    else globals().get("PREF_TEMPLATE", config["templates"][0])
+)
+# Named models -> adapter folder ("" = the base alone); a stage that is not configured (its
+# rules file defines no such model) leaves its models out.
+EVAL_AVAILABLE = {"base": ""}
+if EVAL_SFT_TEMPLATE in globals().get("SFT_TEMPLATES", []):
+    EVAL_AVAILABLE["sft"] = f"{RESULTS}/models/sft/{EVAL_SFT_TEMPLATE}"
+EVAL_AVAILABLE.update(globals().get("ALIGNED_MODELS", {}))
+EVAL_MATRIX_MODELS, EVAL_MODELS = resolve_models(EVAL["models"], EVAL_AVAILABLE)
+EVAL_PROMPTS = {
+    name: resolve_prompt(spec, EVAL_SFT_TEMPLATE)
+    for name, spec in EVAL["prompts"].items()
+}
+EVAL_CONTEXTS = [int(c) for c in EVAL["contexts"]]
+EVAL_REF = reference_cell(EVAL_MODELS, EVAL_PROMPTS, EVAL_CONTEXTS, EVAL["reference"])
+EVAL_CELLS = design_cells(
+    EVAL_MODELS, EVAL_PROMPTS, EVAL_CONTEXTS, EVAL["design"], EVAL_REF
+)
+EVAL_CELL_IDS = [cell_id(c) for c in EVAL_CELLS]
+# Models on the model axis (reference prompt and context): NLL, win rates, human sheet.
+EVAL_AXIS_MODELS = [
+    c["model"]
+    for c in EVAL_CELLS
+    if c["prompt"] == EVAL_REF["prompt"] and c["context"] == EVAL_REF["context"]
+]
+
+
+# Generations of the reference prompt and context, per model.
+EVAL_REF_GEN = (
+    f"{GEN_DIR}/{{model}}/{EVAL_REF['prompt']}/ctx{EVAL_REF['context']}.jsonl"
+)
+
+
+# Judge: the learned reward model of the preference stage, when that stage is configured.
+EVAL_REWARD = globals().get("REWARD_MODEL") if EVAL["judge"]["enabled"] else None
+EVAL_JUDGE_TEMPLATE = globals().get("PREF_TEMPLATE", EVAL_SFT_TEMPLATE)
+EVAL_PAIRS = (
+    [
+        (m, baseline_of(m))
+        for m in EVAL_AXIS_MODELS
+        if baseline_of(m) in EVAL_AXIS_MODELS
+    ]
+    if EVAL_REWARD
+    else []
+)
+# Models that take part in a judged pair, in matrix order.
+EVAL_JUDGED = [m for m in EVAL_AXIS_MODELS if any(m in pair for pair in EVAL_PAIRS)]
+if EVAL_REWARD:
+    EVAL_JUDGE_STATUS = {
+        "available": True,
+        "judge": f"learned reward model {EVAL_REWARD}",
+        "order_note": (
+            "A scalar reward model scores each response on its own, so judging a pair in "
+            "both orders gives the same verdict; the position-sensitive judge shows both "
+            "answers in one text and is averaged over both orders."
+        ),
+    }
+else:
+    EVAL_JUDGE_STATUS = {
+        "available": False,
+        "reason": (
+            "No win rate: the learned reward model is not available in this run "
+            + (
+                "(evaluate.judge.enabled is false)"
+                if not EVAL["judge"]["enabled"]
+                else "(the preference stage is not configured)"
+            )
+            + ", and no other judge is substituted."
+        ),
+    }
+# Agent arms are run by the agents stage, which publishes AGENT_MATRIX_ROWS ([{model, arm,
+# path}]). rules/agents.smk is included after this file, so the matrix rule reads it through
+# input/params functions, which Snakemake calls once every rules file is parsed.
+EVAL_AGENT_ROWS = lambda wc: globals().get("AGENT_MATRIX_ROWS", [])
+# Filled human-evaluation sheets (none by default).
+EVAL_SHEETS = EVAL["human_eval"]["sheets"]
+
+
+rule eval_testset:
+    input:
+        sft_test=data_path("sft_test"),
+    output:
+        test_items=EVAL_ITEMS,
+        prov=prov("eval_testset"),
+    log:
+        log_path("eval_testset"),
+    benchmark:
+        bench("eval_testset")
+    conda:
+        "../envs/eval.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("eval_testset"),
+    params:
+        max_items_per_task=EVAL["max_items_per_task"],
+        max_items_by_task=EVAL["max_items_by_task"],
+    script:
+        "../scripts/eval_testset.py"
+
+
+rule eval_generate:
+    input:
+        unpack(
+            lambda wc: (
+                {"adapter": EVAL_AVAILABLE[wc.model]}
+                if EVAL_AVAILABLE[wc.model]
+                else {}
+            )
+        ),
+        test_items=EVAL_ITEMS,
+        base=BASE,
+    output:
+        generations=f"{GEN_DIR}/{{model}}/{{prompt}}/ctx{{context}}.jsonl",
+        prov=prov("eval_generate-{model}-{prompt}-ctx{context}"),
+    log:
+        log_path("eval_generate-{model}-{prompt}-ctx{context}"),
+    benchmark:
+        bench("eval_generate-{model}-{prompt}-ctx{context}")
+    wildcard_constraints:
+        model="|".join(EVAL_MODELS),
+        prompt="|".join(EVAL_PROMPTS),
+        context=r"\d+",
+    conda:
+        "../envs/eval.yaml"
+    threads: CPU_THREADS
+    resources:
+        **gpu_resources("eval_generate"),
+    params:
+        template=lambda wc: EVAL_PROMPTS[wc.prompt][0],
+        constrained=lambda wc: EVAL_PROMPTS[wc.prompt][1],
+        max_new_tokens=EVAL["max_new_tokens"],
+        batch_size=EVAL["batch_size"],
+    script:
+        "../scripts/eval_generate.py"
+
+
+rule eval_score:
+    input:
+        generations=f"{GEN_DIR}/{{model}}/{{prompt}}/ctx{{context}}.jsonl",
+    output:
+        per_item=f"{METRICS_DIR}/{{model}}/{{prompt}}/ctx{{context}}.jsonl",
+        aggregate=f"{METRICS_DIR}/{{model}}/{{prompt}}/ctx{{context}}.tsv",
+        prov=prov("eval_score-{model}-{prompt}-ctx{context}"),
+    log:
+        log_path("eval_score-{model}-{prompt}-ctx{context}"),
+    benchmark:
+        bench("eval_score-{model}-{prompt}-ctx{context}")
+    wildcard_constraints:
+        model="|".join(EVAL_MODELS),
+        prompt="|".join(EVAL_PROMPTS),
+        context=r"\d+",
+    conda:
+        "../envs/eval.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("eval_score"),
+    params:
+        rouge_threshold=EVAL["rouge_threshold"],
+    script:
+        "../scripts/eval_score.py"
+
+
+rule eval_nll:
+    input:
+        adapters=[EVAL_AVAILABLE[m] for m in EVAL_AXIS_MODELS if EVAL_AVAILABLE[m]],
+        test_items=EVAL_ITEMS,
+        base=BASE,
+    output:
+        nll=[f"{METRICS_DIR}/{m}/nll.jsonl" for m in EVAL_AXIS_MODELS],
+        prov=prov("eval_nll"),
+    log:
+        log_path("eval_nll"),
+    benchmark:
+        bench("eval_nll")
+    conda:
+        "../envs/eval.yaml"
+    threads: CPU_THREADS
+    resources:
+        **gpu_resources("eval_nll"),
+    params:
+        # One job for every model: the process start and the base load are paid once.
+        models=EVAL_AXIS_MODELS,
+        adapters=[EVAL_AVAILABLE[m] for m in EVAL_AXIS_MODELS],
+        template=EVAL_PROMPTS[EVAL_REF["prompt"]][0],
+        constrained=EVAL_PROMPTS[EVAL_REF["prompt"]][1],
+        context=EVAL_REF["context"],
+        batch_size=EVAL["nll_batch_size"],
+    script:
+        "../scripts/eval_nll.py"
+
+
+rule eval_judge:
+    input:
+        test_items=EVAL_ITEMS,
+        generations=[EVAL_REF_GEN.format(model=m) for m in EVAL_JUDGED],
+        base=BASE,
+        reward_model=EVAL_REWARD or [],
+    output:
+        scores=f"{WIN_DIR}/reward_scores.jsonl",
+        results=[f"{WIN_DIR}/{a}_vs_{b}.json" for a, b in EVAL_PAIRS],
+        per_item=[f"{WIN_DIR}/{a}_vs_{b}.jsonl" for a, b in EVAL_PAIRS],
+        prov=prov("eval_judge"),
+    log:
+        log_path("eval_judge"),
+    benchmark:
+        bench("eval_judge")
+    conda:
+        "../envs/eval.yaml"
+    threads: CPU_THREADS
+    resources:
+        **gpu_resources("eval_judge"),
+    params:
+        models=EVAL_JUDGED,
+        pairs=EVAL_PAIRS,
+        template=EVAL_JUDGE_TEMPLATE,
+        max_length=EVAL["judge"]["max_length"],
+        batch_size=EVAL["judge"]["batch_size"],
+        n_resamples=EVAL["n_resamples"],
+        confidence=EVAL["confidence"],
+    script:
+        "../scripts/eval_judge.py"
+
+
+rule eval_matrix:
+    input:
+        # The design's cells run first, so "ran" is true for every one of them.
+        generations=[f"{GEN_DIR}/{c}.jsonl" for c in EVAL_CELL_IDS],
+        agents=lambda wc: [row["path"] for row in EVAL_AGENT_ROWS(wc)],
+    output:
+        matrix=f"{RESULTS}/matrix.tsv",
+        prov=prov("eval_matrix"),
+    log:
+        log_path("eval_matrix"),
+    benchmark:
+        bench("eval_matrix")
+    conda:
+        "../envs/eval.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("eval_matrix"),
+    params:
+        all_models=EVAL_MATRIX_MODELS,
+        models=EVAL_MODELS,
+        prompts=list(EVAL_PROMPTS),
+        contexts=EVAL_CONTEXTS,
+        design=EVAL["design"],
+        reference=EVAL_REF,
+        agent_arms=EVAL_AGENT_ROWS,
+    script:
+        "../scripts/eval_matrix.py"
+
+
+rule eval_stats:
+    input:
+        metrics=[f"{METRICS_DIR}/{c}.jsonl" for c in EVAL_CELL_IDS],
+        nll=expand(f"{METRICS_DIR}/{{model}}/nll.jsonl", model=EVAL_AXIS_MODELS),
+        winrates=[f"{WIN_DIR}/{a}_vs_{b}.json" for a, b in EVAL_PAIRS],
+    output:
+        intervals=f"{STATS_DIR}/intervals.tsv",
+        comparisons=f"{STATS_DIR}/comparisons.tsv",
+        nll=f"{STATS_DIR}/nll.tsv",
+        nll_comparisons=f"{STATS_DIR}/nll_comparisons.tsv",
+        winrates=f"{STATS_DIR}/winrates.tsv",
+        stats=f"{STATS_DIR}/stats.json",
+        prov=prov("eval_stats"),
+    log:
+        log_path("eval_stats"),
+    benchmark:
+        bench("eval_stats")
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("eval_stats"),
+    params:
+        cells=EVAL_CELLS,
+        nll_models=EVAL_AXIS_MODELS,
+        design=EVAL["design"],
+        reference=EVAL_REF,
+        n_resamples=EVAL["n_resamples"],
+        confidence=EVAL["confidence"],
+        alpha=EVAL["alpha"],
+        judge_status=EVAL_JUDGE_STATUS,
+    script:
+        "../scripts/eval_stats.py"
+
+
+rule eval_report:
+    input:
+        stats=f"{STATS_DIR}/stats.json",
+        matrix=f"{RESULTS}/matrix.tsv",
+        test_items=EVAL_ITEMS,
+        human_key=f"{HUMAN_DIR}/key.csv",
+        human_agreement=f"{HUMAN_DIR}/agreement.json" if EVAL_SHEETS else [],
+    output:
+        summary=f"{EVAL_DIR}/summary.json",
+        tables=expand(
+            f"{EVAL_DIR}/tables/evaluation_{{name}}.tsv",
+            name=[
+                "matrix",
+                "metrics",
+                "secondary",
+                "cells",
+                "comparisons",
+                "comparisons_by_task",
+                "winrates",
+                "nll",
+            ],
+        ),
+        figures=expand(
+            f"{EVAL_DIR}/figures/evaluation_{{name}}.{{ext}}",
+            name=["primary_by_model", "factors"],
+            ext=["png", "pdf"],
+        ),
+        prov=prov("eval_report"),
+    log:
+        log_path("eval_report"),
+    benchmark:
+        bench("eval_report")
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("eval_report"),
+    params:
+        prompts=EVAL_PROMPTS,
+        sft_template=EVAL_SFT_TEMPLATE,
+    script:
+        "../scripts/eval_report.py"
+
+
+rule eval_errors:
+    input:
+        generations=[f"{GEN_DIR}/{c}.jsonl" for c in EVAL_CELL_IDS],
+        metrics=[f"{METRICS_DIR}/{c}.jsonl" for c in EVAL_CELL_IDS],
+    output:
+        table=f"{ERRORS_DIR}/error_table.tsv",
+        summary=f"{ERRORS_DIR}/summary.json",
+        tables=expand(
+            f"{ERRORS_DIR}/tables/errors_{{name}}.tsv",
+            name=["counts", "by_cell", "examples"],
+        ),
+        prov=prov("eval_errors"),
+    log:
+        log_path("eval_errors"),
+    benchmark:
+        bench("eval_errors")
+    conda:
+        "../envs/eval.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("eval_errors"),
+    params:
+        cells=EVAL_CELLS,
+        reference=EVAL_REF,
+        overlong_factor=EVAL["errors"]["overlong_factor"],
+        overlong_slack_words=EVAL["errors"]["overlong_slack_words"],
+        examples_per_type=EVAL["errors"]["examples_per_type"],
+    script:
+        "../scripts/eval_errors.py"
+
+
+rule eval_human_sheet:
+    input:
+        test_items=EVAL_ITEMS,
+        generations=[EVAL_REF_GEN.format(model=m) for m in EVAL_AXIS_MODELS],
+        rubric=EVAL["human_eval"]["rubric"],
+    output:
+        sheet=f"{HUMAN_DIR}/sheet.csv",
+        key=f"{HUMAN_DIR}/key.csv",
+        prov=prov("eval_human_sheet"),
+    log:
+        log_path("eval_human_sheet"),
+    benchmark:
+        bench("eval_human_sheet")
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("eval_human_sheet"),
+    params:
+        models=EVAL_AXIS_MODELS,
+        n_items=EVAL["human_eval"]["items"],
+    script:
+        "../scripts/eval_human_sheet.py"
+
+
+rule eval_human_agreement:
+    input:
+        sheets=EVAL_SHEETS,
+        key=f"{HUMAN_DIR}/key.csv",
+        rubric=EVAL["human_eval"]["rubric"],
+    output:
+        agreement=f"{HUMAN_DIR}/agreement.json",
+        pairs=f"{HUMAN_DIR}/agreement.tsv",
+        prov=prov("eval_human_agreement"),
+    log:
+        log_path("eval_human_agreement"),
+    benchmark:
+        bench("eval_human_agreement")
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("eval_human_agreement"),
+    script:
+        "../scripts/eval_human_agreement.py"
+
+
+PROVENANCE.extend(
+    [
+        prov("eval_testset"),
+        *[
+            prov(f"eval_{step}-{c['model']}-{c['prompt']}-ctx{c['context']}")
+            for c in EVAL_CELLS
+            for step in ("generate", "score")
+        ],
+        prov("eval_nll"),
+        *([prov("eval_judge")] if EVAL_PAIRS else []),
+        prov("eval_matrix"),
+        prov("eval_stats"),
+        prov("eval_report"),
+        prov("eval_errors"),
+        prov("eval_human_sheet"),
+        *([prov("eval_human_agreement")] if EVAL_SHEETS else []),
+    ]
+)
+PAPER_INPUTS["evaluation"] = f"{EVAL_DIR}/summary.json"
+PAPER_INPUTS["errors"] = f"{ERRORS_DIR}/summary.json"
+ALL_TARGETS.extend([f"{RESULTS}/matrix.tsv", f"{HUMAN_DIR}/sheet.csv"])

@@ -60,20 +60,38 @@ def sft_rows(n, prefix="r"):
     for i in range(n):
         kind = i % 4
         if kind == 0:
-            row = {"task": "arithmetic", "lang": "en", "instruction": f"What is {i} + {2 * i + 3}?", "input": "",
-                   "output": str(3 * i + 3)}
+            row = {
+                "task": "arithmetic",
+                "lang": "en",
+                "instruction": f"What is {i} + {2 * i + 3}?",
+                "input": "",
+                "output": str(3 * i + 3),
+            }
         elif kind == 1:
-            row = {"task": "json_extraction", "lang": "es", "instruction": "Extrae el nombre y la edad en JSON.",
-                   "input": f"María tiene {20 + i} años y vive en Lima.",
-                   "output": json.dumps({"edad": 20 + i, "nombre": "María"}, ensure_ascii=False, separators=(",", ":")),
-                   "meta": {"schema": {"type": "object"}}}
+            row = {
+                "task": "json_extraction",
+                "lang": "es",
+                "instruction": "Extrae el nombre y la edad en JSON.",
+                "input": f"María tiene {20 + i} años y vive en Lima.",
+                "output": json.dumps({"edad": 20 + i, "nombre": "María"}, ensure_ascii=False, separators=(",", ":")),
+                "meta": {"schema": {"type": "object"}},
+            }
         elif kind == 2:
-            row = {"task": "sentiment", "lang": "en", "instruction": "Classify the sentiment of the review.",
-                   "input": f"Review {i}: the soup was cold and the waiter was rude.", "output": "negative"}
+            row = {
+                "task": "sentiment",
+                "lang": "en",
+                "instruction": "Classify the sentiment of the review.",
+                "input": f"Review {i}: the soup was cold and the waiter was rude.",
+                "output": "negative",
+            }
         else:
-            row = {"task": "summarization", "lang": "en", "instruction": "Summarize in one sentence.",
-                   "input": f"Report {i}. The committee met on Monday. It approved the budget and a new park.",
-                   "output": "The committee approved the budget and a new park."}
+            row = {
+                "task": "summarization",
+                "lang": "en",
+                "instruction": "Summarize in one sentence.",
+                "input": f"Report {i}. The committee met on Monday. It approved the budget and a new park.",
+                "output": "The committee approved the budget and a new park.",
+            }
         row.update(id=f"{prefix}{i}", meta={**row.get("meta", {}), "should_refuse": False})
         rows.append(row)
     return rows
@@ -234,8 +252,16 @@ def trained(base, tmp_path_factory):
 
 def test_adapter_folder_contents(trained, base):
     out = trained["out"]
-    for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "training_config.json",
-                 "README.md", "train_log.tsv", "cost.json", "metrics.json"):
+    for name in (
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "tokenizer.json",
+        "training_config.json",
+        "README.md",
+        "train_log.tsv",
+        "cost.json",
+        "metrics.json",
+    ):
         assert (out / name).is_file(), name
     assert not (out / "training_args.bin").exists()
     assert not (trained["root"] / "models" / "sft" / ".work" / "chat" / "final").exists()  # moved, not copied
@@ -272,7 +298,9 @@ def test_cost_record(trained):
     assert cost["tokens"] == max(int(r["tokens_seen"]) for r in log if r["tokens_seen"])
     assert cost["tokens_per_s"] == pytest.approx(cost["tokens"] / cost["train_step_s"], rel=1e-4)
     assert cost["achieved_flops_per_s"] == pytest.approx(6 * cost["n_forward_params"] * cost["tokens_per_s"], rel=1e-4)
-    assert cost["achieved_over_probe"] == pytest.approx(cost["achieved_flops_per_s"] / cost["probe_flops_per_s"], rel=1e-4)
+    assert cost["achieved_over_probe"] == pytest.approx(
+        cost["achieved_flops_per_s"] / cost["probe_flops_per_s"], rel=1e-4
+    )
     assert 0 < cost["achieved_over_probe"] < 5
     assert cost["peak_memory_bytes"] > 50 * 2**20
     assert 0 < cost["n_trainable_params"] < cost["n_forward_params"]
@@ -346,8 +374,16 @@ def test_summary_tables_and_figure(trained, tmp_path):
 
 
 def test_accelerate_launch_command(tmp_path):
-    kwargs = {"base_dir": "b", "train_paths": {"sft_train": "t.jsonl"}, "validation_path": "v.jsonl",
-              "out_dir": "o", "work_dir": "w", "template": "chat", "seed": 3, "manifest_path": "m.json"}
+    kwargs = {
+        "base_dir": "b",
+        "train_paths": {"sft_train": "t.jsonl"},
+        "validation_path": "v.jsonl",
+        "out_dir": "o",
+        "work_dir": "w",
+        "template": "chat",
+        "seed": 3,
+        "manifest_path": "m.json",
+    }
     command = sft.launch_command(4, kwargs, tmp_path / "c.json")
     assert command[1:3] == ["-m", "accelerate.commands.launch"]
     assert command[command.index("--num_processes") + 1] == "4"
@@ -360,8 +396,13 @@ def test_paper_section_renders_from_the_summary(trained, tmp_path):
     from lmlab.report import fmt_num, jinja_env
 
     out = tmp_path / "sft"
-    paths = [out / "summary.json", out / "tables" / "sft_cost.tsv", out / "tables" / "sft_losses.tsv",
-             out / "figures" / "sft_curves.png", out / "figures" / "sft_curves.pdf"]
+    paths = [
+        out / "summary.json",
+        out / "tables" / "sft_cost.tsv",
+        out / "tables" / "sft_losses.tsv",
+        out / "figures" / "sft_curves.png",
+        out / "figures" / "sft_curves.pdf",
+    ]
     summary = sft.summarize({"chat": trained["out"]}, *paths)
     env = jinja_env(Path(__file__).resolve().parents[1] / "report")
     page = env.from_string('{% import "macros.html.j2" as m %}{% include "sections/sft.html.j2" %}').render(
@@ -371,3 +412,21 @@ def test_paper_section_renders_from_the_summary(trained, tmp_path):
     assert fmt_num(t["final_eval_loss"]) in page and fmt_num(t["base_eval_loss"]) in page
     assert "figures/sft_curves.png" in page and "<table>" in page
     assert f"rank {TINY_SFT['r']}" in page
+
+
+def test_validation_rows_are_the_same_for_every_template(tokenizer):
+    """A validation row that fits one template but not another is dropped for all templates."""
+    rows = sft_rows(4, prefix="v")
+
+    def length(row, template):
+        pair = sft.prompt_completion(row, template, tokenizer)
+        return len(tokenizer(pair["prompt"] + pair["completion"])["input_ids"])
+
+    lengths = {r["id"]: {t: length(r, t) for t in TEMPLATE_NAMES} for r in rows}
+    # A limit that row v1 meets under its shortest template but not under its longest one.
+    limit = (min(lengths["v1"].values()) + max(lengths["v1"].values())) // 2
+    kept, dropped = sft.rows_fitting_every_template(rows, tokenizer, limit)
+    assert "v1" in dropped
+    assert [r["id"] for r in kept] == [i for i, by in lengths.items() if max(by.values()) <= limit]
+    for template in TEMPLATE_NAMES:
+        assert sft.build_pairs(kept, template, tokenizer, limit)[1] == []

@@ -42,7 +42,11 @@ def wait_for_checkpoint(proc, work, newer_than, timeout=90):
 def start(args):
     env = dict(os.environ, PYTHONPATH=str(SCRIPTS), OMP_NUM_THREADS="2")
     return subprocess.Popen(
-        [sys.executable, "-m", "lmlab.sft", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "lmlab.sft", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

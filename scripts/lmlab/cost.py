@@ -20,7 +20,9 @@ import resource
 import sys
 import time
 
-FLOPS_FORMULA = "6 * N_forward * tokens (N_forward: parameters used in forward matmuls; tokens: non-padding training tokens)"
+FLOPS_FORMULA = (
+    "6 * N_forward * tokens (N_forward: parameters used in forward matmuls; tokens: non-padding training tokens)"
+)
 LORA_FLOPS_FORMULA = "(4 * N_forward + 2 * N_trainable) * tokens"
 
 

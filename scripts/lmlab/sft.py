@@ -33,7 +33,7 @@ from pathlib import Path
 
 from lmlab.errors import InputError
 from lmlab.io import read_json, read_jsonl, read_tsv, sha256_file, write_json, write_tsv
-from lmlab.templates import render_completion, render_prompt
+from lmlab.templates import TEMPLATE_NAMES, render_completion, render_prompt
 
 log = logging.getLogger(__name__)
 FLOPS_FORMULA_TEXT = "6 x N_forward x training tokens"
@@ -181,12 +181,20 @@ def build_pairs(rows, template, tokenizer, max_length):
     return pairs, dropped
 
 
+def rows_fitting_every_template(rows, tokenizer, max_length):
+    """Rows whose prompt + completion fit `max_length` under every template, and the ids of the
+    others: validation losses of different templates are then measured on the same rows."""
+    too_long = set()
+    for template in TEMPLATE_NAMES:
+        if template != "chat" or tokenizer.chat_template:
+            too_long.update(build_pairs(rows, template, tokenizer, max_length)[1])
+    return [r for r in rows if r["id"] not in too_long], sorted(too_long)
+
+
 def to_dataset(pairs):
     from datasets import Dataset
 
-    return Dataset.from_dict(
-        {"prompt": [p["prompt"] for p in pairs], "completion": [p["completion"] for p in pairs]}
-    )
+    return Dataset.from_dict({"prompt": [p["prompt"] for p in pairs], "completion": [p["completion"] for p in pairs]})
 
 
 # ---------------------------------------------------------------- model + trainer ------------
@@ -242,8 +250,10 @@ def sft_args(cfg, work_dir, device, dtype, seed, qlora=False):
         weight_decay=cfg["weight_decay"],
         lr_scheduler_type=cfg["lr_scheduler_type"],
         max_grad_norm=cfg["max_grad_norm"],
-        optim="paged_adamw_8bit" if qlora and cfg["optim"] == "auto" else (
-            "adamw_torch" if cfg["optim"] == "auto" else cfg["optim"]
+        optim=(
+            "paged_adamw_8bit"
+            if qlora and cfg["optim"] == "auto"
+            else ("adamw_torch" if cfg["optim"] == "auto" else cfg["optim"])
         ),
         completion_only_loss=True,
         logging_strategy="steps",
@@ -470,7 +480,9 @@ def model_card(record):
         f"Training pairs after the length filter: {r['n_train']} ({len(r['dropped_train'])} longer than "
         f"max_length={r['sft_config']['max_length']} tokens dropped). Validation: `{v['dataset']}` "
         f"(sha256 `{v.get('sha256')}`), {r['n_eval']} of {v['rows_available']} rows "
-        f"({len(r['dropped_eval'])} dropped as too long). Sampling seed: {r['seed']}.",
+        f"(a seeded draw of {r['sft_config']['max_eval_examples']}, less {len(r['dropped_eval'])} longer than "
+        f"max_length under some template: every template is validated on the same rows). "
+        f"Sampling seed: {r['seed']}.",
         "",
         "## Result",
         "",
@@ -492,6 +504,8 @@ def model_card(record):
         f"- achieved FLOP/s ({r['cost']['flops_formula']}): {r['cost']['achieved_flops_per_s']:.3e}; "
         f"measured GEMM FLOP/s: {r['cost']['probe_flops_per_s']:.3e}; ratio "
         f"{r['cost']['achieved_over_probe']:.3f}",
+        f"- CPU time inside optimizer steps (all threads): {r['cost']['train_step_cpu_s']:.1f} s; 1-minute load "
+        f"average at the end: {_fmt(r['cost']['load_average'], 1)} (wall-clock rates are lower on a shared machine)",
         f"- peak memory: {r['cost']['peak_memory_bytes'] / 2**20:.0f} MiB ({r['cost']['peak_memory_kind']})",
         "",
         "## Hardware and software",
@@ -521,7 +535,13 @@ def model_card(record):
 def _run_key(cfg, template, seed, base_record, data_hashes):
     """What a checkpoint in the work dir must match to be resumed rather than discarded."""
     blob = json.dumps(
-        {"cfg": cfg, "template": template, "seed": seed, "base": base_record.get("weights_sha256"), "data": data_hashes},
+        {
+            "cfg": cfg,
+            "template": template,
+            "seed": seed,
+            "base": base_record.get("weights_sha256"),
+            "data": data_hashes,
+        },
         sort_keys=True,
         default=str,
     )
@@ -609,7 +629,8 @@ def train_sft(
     eval_rows = subsample(eval_all, cfg["max_eval_examples"], seed, "validation")
     tokenizer = load_tokenizer(base_dir, padding_side="right")
     train_pairs, dropped_train = build_pairs(train_rows, template, tokenizer, cfg["max_length"])
-    eval_pairs, dropped_eval = build_pairs(eval_rows, template, tokenizer, cfg["max_length"])
+    kept_eval, dropped_eval = rows_fitting_every_template(eval_rows, tokenizer, cfg["max_length"])
+    eval_pairs, _ = build_pairs(kept_eval, template, tokenizer, None)
     # Evaluation batches of similar lengths: less padding, same rows every time.
     eval_pairs.sort(key=lambda p: len(tokenizer(p["prompt"] + p["completion"])["input_ids"]))
     if not train_pairs:
@@ -654,7 +675,9 @@ def train_sft(
     finally:
         signal.signal(signal.SIGTERM, previous)
     if stop.signum is not None:
-        log.warning("stopped by signal %d at step %d; checkpoint in %s", stop.signum, trainer.state.global_step, work_dir)
+        log.warning(
+            "stopped by signal %d at step %d; checkpoint in %s", stop.signum, trainer.state.global_step, work_dir
+        )
         raise SystemExit(EXIT_PREEMPTED)
 
     history = list(trainer.state.log_history)
@@ -734,8 +757,12 @@ def train_sft(
             "lmlab_sft": _jsonable(cfg),
             "qlora": qlora,
             "quantization": (
-                {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,
-                 "bnb_4bit_compute_dtype": str(dtype).replace("torch.", "")}
+                {
+                    "load_in_4bit": True,
+                    "bnb_4bit_quant_type": "nf4",
+                    "bnb_4bit_use_double_quant": True,
+                    "bnb_4bit_compute_dtype": str(dtype).replace("torch.", ""),
+                }
                 if qlora
                 else None
             ),
@@ -769,7 +796,11 @@ def train_sft(
         "resumed_from": Path(resume).name if resume else None,
         "cost": cost,
         "hardware": hardware(),
-        "packages": {k: v for k, v in package_versions().items() if k in ("torch", "transformers", "trl", "peft", "accelerate", "bitsandbytes")},
+        "packages": {
+            k: v
+            for k, v in package_versions().items()
+            if k in ("torch", "transformers", "trl", "peft", "accelerate", "bitsandbytes")
+        },
     }
     (staging / "README.md").write_text(model_card(record), encoding="utf-8")
 
@@ -795,7 +826,10 @@ def run_sft(num_processes=1, **kwargs):
     config_file = work_dir / "launch_config.json"
     write_json(config_file, kwargs.get("cfg") or {})
     command = launch_command(num_processes, kwargs, config_file)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
+    )
     log.info("launching: %s", " ".join(command))
     result = subprocess.run(command, env=env, check=False)
     if result.returncode:
@@ -805,8 +839,14 @@ def run_sft(num_processes=1, **kwargs):
 
 def launch_command(num_processes, kwargs, config_file):
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
-        "--num_processes", str(num_processes), "-m", "lmlab.sft",
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        str(num_processes),
+        "-m",
+        "lmlab.sft",
     ]
     return command + cli_args(kwargs, config_file)
 
@@ -843,10 +883,21 @@ def summarize(adapter_dirs, summary_path, cost_table, loss_table, figure_png, fi
         training = read_json(folder / "training_config.json")
         settings = settings or training["lmlab_sft"]
         curve = read_tsv(folder / "train_log.tsv")
-        t = {k: metrics[k] for k in (
-            "global_step", "final_train_loss", "final_eval_loss", "base_eval_loss", "best_checkpoint_step",
-            "metric_for_best_model", "n_train", "n_eval", "trainable_params", "qlora",
-        )}
+        t = {
+            k: metrics[k]
+            for k in (
+                "global_step",
+                "final_train_loss",
+                "final_eval_loss",
+                "base_eval_loss",
+                "best_checkpoint_step",
+                "metric_for_best_model",
+                "n_train",
+                "n_eval",
+                "trainable_params",
+                "qlora",
+            )
+        }
         t["eval_loss_drop"] = (
             t["base_eval_loss"] - t["final_eval_loss"]
             if t["base_eval_loss"] is not None and t["final_eval_loss"] is not None
@@ -865,6 +916,8 @@ def summarize(adapter_dirs, summary_path, cost_table, loss_table, figure_png, fi
             device=cost["device"],
             threads=cost.get("threads"),
             resumed=cost.get("resumed", False),
+            train_step_cpu_s=cost.get("train_step_cpu_s", 0.0),
+            load_average=cost.get("load_average"),
         )
         templates[template] = t
         cost_rows.append(
@@ -877,6 +930,8 @@ def summarize(adapter_dirs, summary_path, cost_table, loss_table, figure_png, fi
                 "achieved GFLOP/s": f"{t['achieved_flops_per_s'] / 1e9:.2f}",
                 "GEMM probe GFLOP/s": f"{t['probe_flops_per_s'] / 1e9:.2f}",
                 "achieved / probe": f"{t['achieved_over_probe']:.3f}",
+                "step CPU (s)": f"{t['train_step_cpu_s']:.1f}",
+                "load avg": _fmt(t["load_average"], 1),
                 "peak memory (MiB)": f"{t['peak_memory_mib']:.0f}",
                 "base val. loss": _fmt(t["base_eval_loss"]),
                 "kept val. loss": _fmt(t["final_eval_loss"]),
@@ -891,12 +946,34 @@ def summarize(adapter_dirs, summary_path, cost_table, loss_table, figure_png, fi
         "total_wall_s": sum(t["wall_s"] for t in templates.values()),
         "best_template": min(with_eval, key=lambda name: templates[name]["final_eval_loss"]) if with_eval else None,
         "flops_formula": FLOPS_FORMULA_TEXT,
-        "settings": {k: settings[k] for k in (
-            "mix", "max_train_examples", "max_eval_examples", "r", "alpha", "dropout", "target_modules",
-            "learning_rate", "max_steps", "num_train_epochs", "per_device_train_batch_size",
-            "gradient_accumulation_steps", "max_length", "warmup_steps", "lr_scheduler_type", "eval_steps",
-            "save_steps", "metric_for_best_model", "qlora",
-        )} if settings else {},
+        "settings": (
+            {
+                k: settings[k]
+                for k in (
+                    "mix",
+                    "max_train_examples",
+                    "max_eval_examples",
+                    "r",
+                    "alpha",
+                    "dropout",
+                    "target_modules",
+                    "learning_rate",
+                    "max_steps",
+                    "num_train_epochs",
+                    "per_device_train_batch_size",
+                    "gradient_accumulation_steps",
+                    "max_length",
+                    "warmup_steps",
+                    "lr_scheduler_type",
+                    "eval_steps",
+                    "save_steps",
+                    "metric_for_best_model",
+                    "qlora",
+                )
+            }
+            if settings
+            else {}
+        ),
     }
     write_json(summary_path, summary)
     write_tsv(cost_table, cost_rows, columns=list(cost_rows[0]) if cost_rows else ["template"])

@@ -1,0 +1,26 @@
+"""Rule agents_summary: every run's traces -> summary.json, ablation/paired tables, figure."""
+
+from lmlab.agent_study import summarise_agents
+from lmlab.step import step
+
+with step(snakemake) as smk:
+    runs = [
+        {**run, "traces": traces, "metrics": metrics}
+        for run, traces, metrics in zip(smk.params.runs, smk.input.traces, smk.input.metrics)
+    ]
+    summarise_agents(
+        runs,
+        smk.input.tasks,
+        smk.output.summary,
+        smk.output.ablation,
+        smk.output.paired,
+        smk.output.categories,
+        smk.output.png,
+        smk.output.pdf,
+        smk.params.models,
+        smk.params.arms,
+        skipped_models=smk.params.skipped,
+        n_resamples=smk.params.n_resamples,
+        seed=smk.params.seed,
+        settings=smk.params.settings,
+    )

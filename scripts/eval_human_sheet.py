@@ -1,0 +1,16 @@
+"""Rule eval_human_sheet: the blind annotation sheet (codes, shuffled) and its separate key."""
+
+from lmlab.human_eval import export_sheet
+from lmlab.step import step
+
+with step(snakemake) as smk:
+    export_sheet(
+        smk.input.test_items,
+        smk.params.models,
+        list(smk.input.generations),
+        smk.input.rubric,
+        smk.output.sheet,
+        smk.output.key,
+        n_items=smk.params.n_items,
+        seed=smk.config["seed"],
+    )

