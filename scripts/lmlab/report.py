@@ -13,7 +13,7 @@ from pathlib import Path
 from lmlab.io import atomic_write, read_json, read_tsv, sha256_file, write_json
 
 # Sections in reading order; a stage whose summary is missing is left out of the paper.
-STAGES = ("context", "sft", "alignment", "evaluation", "errors", "agents")
+STAGES = ("context", "sft", "alignment", "evaluation", "errors", "agents", "cost")
 
 
 # ---------------------------------------------------------------- formatting helpers
@@ -262,14 +262,22 @@ def render_paper(template_dir, out_html, config, manifest_path, base_model_json,
             summary, tables = load_stage(stage_summaries[stage])
             sections[stage] = {"s": summary, "tables": tables}
     manifest = read_json(manifest_path)
+    base_model = read_json(base_model_json)
+    # Sentences chosen by the numbers (lmlab.questions), not written into the templates.
+    from lmlab.questions import abstract_sentences, answer_questions, threats
+
+    summaries = {stage: sec["s"] for stage, sec in sections.items()}
     context = {
         "config": config,
         "title": config["report"]["title"],
         "authors": config["report"]["authors"],
         "manifest": manifest,
         "data_rows": data_tables(manifest),
-        "base_model": read_json(base_model_json),
+        "base_model": base_model,
         "sections": sections,
+        "abstract": abstract_sentences(summaries),
+        "questions": answer_questions(summaries),
+        "threats": threats(summaries, base_model, manifest, config),
         "stage_order": [s for s in STAGES if s in sections],
         "provenance": provenance,
         "figure_exists": lambda name: (Path(out_html).parent / "figures" / f"{name}.png").exists(),
