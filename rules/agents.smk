@@ -14,18 +14,32 @@ AGENTS_SFT_TEMPLATE = config.get("preference", {}).get("sft_template", "chat")
 # configured is skipped, and the summary records why.
 AGENTS_ADAPTERS = {"base": ""}
 AGENTS_SKIPPED = {}
-if "sft" in AGENTS["models"]:
-    if AGENTS_SFT_TEMPLATE in globals().get("SFT_TEMPLATES", []):
-        AGENTS_ADAPTERS["sft"] = f"{RESULTS}/models/sft/{AGENTS_SFT_TEMPLATE}"
-    else:
-        AGENTS_SKIPPED["sft"] = (
-            f"no SFT adapter: template {AGENTS_SFT_TEMPLATE!r} is not trained by the SFT "
-            f"stage in this config (templates: {', '.join(globals().get('SFT_TEMPLATES', [])) or 'none'})"
+if AGENTS_SFT_TEMPLATE in globals().get("SFT_TEMPLATES", []):
+    AGENTS_ADAPTERS["sft"] = f"{RESULTS}/models/sft/{AGENTS_SFT_TEMPLATE}"
+# The preference stage's policies (dpo, orpo, rloo_rm, rloo_verifiable), when it is configured.
+AGENTS_ADAPTERS.update(globals().get("ALIGNED_MODELS", {}))
+# "rloo" stands for every RLOO reward arm the preference stage trains.
+AGENTS_REQUESTED = list(
+    dict.fromkeys(
+        n
+        for m in AGENTS["models"]
+        for n in (
+            [k for k in AGENTS_ADAPTERS if k.startswith("rloo_")] or ["rloo"]
+            if m == "rloo"
+            else [m]
         )
-for _agents_model in ("base", "sft"):
-    if _agents_model not in AGENTS["models"]:
+    )
+)
+for _agents_model in AGENTS_REQUESTED:
+    if _agents_model not in AGENTS_ADAPTERS:
+        AGENTS_SKIPPED[_agents_model] = (
+            f"no adapter: the stage that trains {_agents_model!r} is not configured "
+            f"(trained here: {', '.join(k for k in AGENTS_ADAPTERS if k != 'base') or 'none'})"
+        )
+for _agents_model in ("base", "sft", *globals().get("ALIGNED_MODELS", {})):
+    if _agents_model not in AGENTS_REQUESTED:
         AGENTS_SKIPPED[_agents_model] = "not in agents.models in this config"
-AGENTS_MODELS = [m for m in AGENTS["models"] if m in AGENTS_ADAPTERS]
+AGENTS_MODELS = [m for m in AGENTS_REQUESTED if m in AGENTS_ADAPTERS]
 AGENTS_ARMS = list(AGENTS["arms"])
 for _agents_arm in AGENTS_ARMS:
     if _agents_arm not in ARMS:

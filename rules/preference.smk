@@ -111,6 +111,7 @@ rule pref_reward:
         template=PREF_TEMPLATE,
         max_length=PREF["max_length"],
         work=f"{PREF_WORK}/reward",
+        gpus=config["hpc"]["gpus"],
     script:
         "../scripts/pref_reward.py"
 
@@ -163,9 +164,11 @@ rule pref_dpo:
     params:
         train=PREF["train"],
         loss_type=PREF["dpo"]["loss_type"],
+        sft_weight=PREF["dpo"]["sft_weight"],
         template=PREF_TEMPLATE,
         max_length=PREF["max_length"],
         work=f"{PREF_WORK}/dpo-beta{{beta}}",
+        gpus=config["hpc"]["gpus"],
     script:
         "../scripts/pref_dpo.py"
 
@@ -194,6 +197,7 @@ rule pref_orpo:
         template=PREF_TEMPLATE,
         max_length=PREF["max_length"],
         work=f"{PREF_WORK}/orpo",
+        gpus=config["hpc"]["gpus"],
     script:
         "../scripts/pref_orpo.py"
 
@@ -227,6 +231,7 @@ rule pref_rloo:
             "reward_max_length": PREF["max_length"],
         },
         work=f"{PREF_WORK}/rloo_{{arm}}",
+        gpus=config["hpc"]["gpus"],
     script:
         "../scripts/pref_rloo.py"
 
@@ -263,6 +268,7 @@ rule alignment_summary:
             "max_length": PREF["max_length"],
             "pair_sources": PREF["pair_sources"],
             "onpolicy_prompts": PREF["onpolicy"]["prompts"],
+            "dpo": PREF["dpo"],
         },
     script:
         "../scripts/pref_summary.py"

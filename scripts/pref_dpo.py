@@ -1,20 +1,26 @@
 """Rule pref_dpo: DPO from the SFT adapter (reference = the SFT model); one run per beta."""
 
+from lmlab import launch
 from lmlab.align import train_dpo
 from lmlab.step import step
 
 with step(snakemake) as smk:
-    train_dpo(
-        smk.input.base,
-        smk.input.sft,
-        smk.input.pairs,
-        smk.output.model,
-        smk.params.work,
-        smk.params.train,
-        float(smk.wildcards.beta),
-        smk.params.loss_type,
-        smk.params.max_length,
-        smk.config["seed"],
+    # DDP (accelerate launch) with hpc.gpus > 1 GPUs; otherwise training runs in this process.
+    launch.run(
+        train_dpo,
+        num_processes=launch.processes_for(smk.params.gpus),
+        launch_dir=f"{smk.params.work}/launch",
+        base_dir=smk.input.base,
+        sft_dir=smk.input.sft,
+        pairs_path=smk.input.pairs,
+        out_dir=smk.output.model,
+        work_root=smk.params.work,
+        train=smk.params.train,
+        beta=float(smk.wildcards.beta),
+        loss_type=smk.params.loss_type,
+        max_length=smk.params.max_length,
+        seed=smk.config["seed"],
         template=smk.params.template,
         pairs_summary=smk.input.summary,
+        sft_weight=smk.params.sft_weight,
     )

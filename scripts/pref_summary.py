@@ -4,7 +4,6 @@ from lmlab.align_summary import summarize_alignment
 from lmlab.step import step
 
 
-
 def as_list(paths):
     # Snakemake returns a one-element named input as a plain string.
     return [paths] if isinstance(paths, str) else list(paths)

@@ -1,15 +1,13 @@
 """Rule sft_train: one LoRA/QLoRA adapter per template (lmlab.sft.run_sft)."""
 
+from lmlab.launch import processes_for
 from lmlab.sft import run_sft
 from lmlab.step import step
 
 with step(snakemake) as smk:
-    import torch
-
     # DDP only where there are GPUs to spread over; CPU and one-GPU runs train in this process.
-    gpus = smk.params.gpus if torch.cuda.is_available() else 1
     run_sft(
-        num_processes=min(gpus, max(torch.cuda.device_count(), 1)),
+        num_processes=processes_for(smk.params.gpus),
         base_dir=smk.input.base,
         train_paths=smk.params.mix,
         validation_path=smk.input.validation,

@@ -6,6 +6,7 @@ reference, with the trainer's own loss on the same batch, after a few training s
 policy and the reference differ.
 """
 
+import json
 import math
 import os
 import signal
@@ -221,3 +222,28 @@ def test_dpo_resumes_after_sigterm_and_matches_an_uninterrupted_run(tiny, tmp_pa
     start = load_file(sft / "adapter_model.safetensors")
     assert any(not torch.allclose(resumed[k], start[k]) for k in start)
     assert work_dir_for(tmp_path / "work", {"a": 1}) != work_dir_for(tmp_path / "work", {"a": 2})
+
+
+def test_dpo_sft_weight_adds_the_chosen_nll_and_is_recorded(tiny, tmp_path):
+    from safetensors.torch import load_file
+
+    from lmlab.align import train_dpo
+    from lmlab.models import load_tokenizer
+
+    base, sft = tiny
+    _pairs_file(tmp_path / "pairs.jsonl", load_tokenizer(sft))
+    train = {"steps": 2, "batch_size": 2, "learning_rate": 1e-2, "save_steps": 100, "logging_steps": 1}
+    kwargs = dict(train=train, beta=0.1, loss_type="sigmoid", max_length=128, seed=3)
+    train_dpo(base, sft, tmp_path / "pairs.jsonl", tmp_path / "pure", tmp_path / "w1", **kwargs)
+    train_dpo(base, sft, tmp_path / "pairs.jsonl", tmp_path / "rpo", tmp_path / "w2", sft_weight=1.0, **kwargs)
+    pure, rpo = load_file(tmp_path / "pure/adapter_model.safetensors"), load_file(tmp_path / "rpo/adapter_model.safetensors")
+    assert any(not torch.allclose(pure[k], rpo[k]) for k in pure), "the NLL term did not change the update"
+    config = json.loads((tmp_path / "rpo/training_config.json").read_text())
+    assert json.dumps(config).count('"sft_weight": 1.0') >= 1
+    assert "NLL of the chosen answer" in (tmp_path / "rpo/README.md").read_text()
+    # The first logged loss includes the NLL term: larger than pure DPO's log(2) at step 1.
+    def first_loss(folder):
+        header, row = (folder / "train_log.tsv").read_text().splitlines()[:2]
+        return float(dict(zip(header.split("\t"), row.split("\t")))["loss"])
+
+    assert first_loss(tmp_path / "rpo") > first_loss(tmp_path / "pure")

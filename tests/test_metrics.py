@@ -570,3 +570,15 @@ def test_gold_nll_max_length_truncates_prompt_from_the_left(tiny_llama):
 def test_perplexity_is_token_weighted():
     rows = [{"gold_nll": 1.0, "gold_tokens": 1}, {"gold_nll": 2.0, "gold_tokens": 3}]
     assert metrics.perplexity(rows) == pytest.approx(math.exp((1.0 + 6.0) / 4))
+
+
+def test_token_budget_batches_cap_items_and_padded_tokens():
+    from lmlab.metrics import token_budget_batches
+
+    lengths = [10, 10, 10, 10, 300, 2000, 2100]
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches = token_budget_batches(order, lengths, batch_size=3, max_tokens=4096)
+    assert batches == [[0, 1, 2], [3, 4], [5], [6]]
+    assert [i for b in batches for i in b] == order
+    # A single item longer than the budget still gets its own batch.
+    assert token_budget_batches([0], [9000], batch_size=8) == [[0]]

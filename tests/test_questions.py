@@ -107,8 +107,8 @@ def test_flipping_the_dpo_result_flips_the_factuality_answer():
     worse = by_id(answer_questions(summaries(evaluation=evaluation(iv(-0.2, -0.3, -0.1, 40)))))[7]["answer"]
     better = by_id(answer_questions(summaries(evaluation=evaluation(iv(0.2, 0.1, 0.3, 40)))))[7]["answer"]
     assert "includes zero: no effect detected" in same
-    assert "decreased by -0.200 [-0.300, -0.100], n = 40" in worse and "increased" not in worse
-    assert "increased by 0.200" in better
+    assert "decreased: -0.200 [-0.300, -0.100], n = 40" in worse and "increased" not in worse
+    assert "increased: 0.200" in better
 
 
 def test_flipping_the_tools_result_flips_the_agents_answer_and_the_abstract():
@@ -116,9 +116,9 @@ def test_flipping_the_tools_result_flips_the_agents_answer_and_the_abstract():
     helped = summaries(agents=agents(iv(0.3, 0.1, 0.5, 10)))
     answer = by_id(answer_questions(neutral))[10]["answer"]
     assert "interval includes zero: no effect detected" in answer and "increased" not in answer
-    assert "increased by 0.300" in by_id(answer_questions(helped))[10]["answer"]
+    assert "increased: 0.300" in by_id(answer_questions(helped))[10]["answer"]
     abstract = {a["stage"]: a["text"] for a in abstract_sentences(helped)}
-    assert "increased by 0.300" in abstract["agents"]
+    assert "increased: 0.300" in abstract["agents"]
 
 
 def test_truncation_bias_answer_follows_the_p_values():

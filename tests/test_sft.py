@@ -373,22 +373,36 @@ def test_summary_tables_and_figure(trained, tmp_path):
     assert (out / "figures" / "sft_curves.pdf").read_bytes().startswith(b"%PDF")
 
 
-def test_accelerate_launch_command(tmp_path):
+def test_multi_gpu_runs_train_sft_through_lmlab_launch(tmp_path, monkeypatch):
+    from lmlab import launch
+
+    seen = {}
+
+    def fake_run(cmd, env):
+        seen["cmd"], seen["kwargs"] = cmd, json.loads(Path(cmd[-1]).read_text())
+        return 0, None  # no result file: run_sft reads metrics.json
+
+    monkeypatch.setattr(launch, "_run_forwarding_signals", fake_run)
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"global_step": 3}')
     kwargs = {
         "base_dir": "b",
         "train_paths": {"sft_train": "t.jsonl"},
         "validation_path": "v.jsonl",
-        "out_dir": "o",
-        "work_dir": "w",
+        "out_dir": out,
+        "work_dir": tmp_path / "w",
         "template": "chat",
         "seed": 3,
         "manifest_path": "m.json",
     }
-    command = sft.launch_command(4, kwargs, tmp_path / "c.json")
-    assert command[1:3] == ["-m", "accelerate.commands.launch"]
+    assert sft.run_sft(num_processes=4, **kwargs) == {"global_step": 3}
+    command = seen["cmd"]
+    assert command[1:3] == ["-m", "accelerate.commands.launch"] and "--multi_gpu" in command
     assert command[command.index("--num_processes") + 1] == "4"
-    assert command[command.index("-m", 3) + 1] == "lmlab.sft"
-    assert "sft_train=t.jsonl" in command and command[command.index("--seed") + 1] == "3"
+    assert command[-3:-1] == ["lmlab.launch", "lmlab.sft:train_sft"]
+    assert Path(command[-1]).parent == tmp_path / "w.launch"  # not inside the work dir train_sft may delete
+    assert seen["kwargs"]["train_paths"] == {"sft_train": "t.jsonl"} and seen["kwargs"]["seed"] == 3
 
 
 def test_paper_section_renders_from_the_summary(trained, tmp_path):

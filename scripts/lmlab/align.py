@@ -21,6 +21,12 @@ declared output; a kill leaves checkpoints there, and the next run resumes from 
 one; SIGTERM saves a checkpoint and exits non-zero. On success the adapter, tokenizer, card,
 training_config.json, train_log.tsv and cost.json are written to a temporary sibling of the
 output folder and renamed into place.
+
+With `hpc.gpus` > 1 the step scripts start these functions through `lmlab.launch.run`
+(`accelerate launch`, DDP, one process per GPU): every process trains on its share of each
+batch (pairs and completions seen scale with `world_size`, recorded in cost.json), a signal
+seen by any process stops all of them at the same step, and only the main process writes
+the output folder (`finish`).
 """
 
 import hashlib
@@ -35,6 +41,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from lmlab.io import dumps, read_jsonl, sha256_tree, write_json, write_tsv
+from lmlab.launch import any_process
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,10 @@ class StopOnSignal(TrainerCallback):
         self.received = signum
 
     def on_step_end(self, args, state, control, **kwargs):
+        # Under DDP every process must stop at the same step (a process that goes on alone
+        # waits forever in the next all-reduce): a signal seen by any process stops them all.
+        if any_process(self.received is not None) and self.received is None:
+            self.received = signal.SIGTERM
         if self.received is not None:
             control.should_save = True
             control.should_training_stop = True
@@ -260,8 +271,19 @@ def max_ref_drift(model, sft_dir):
 
 def finish(trainer, model, tokenizer, out_dir, work_dir, card_title, card_sections, training_config,
            log_keys, cost, extra_files=None):
-    """Write the adapter folder (adapter, tokenizer, card, config, log, cost) and publish it."""
+    """Write the adapter folder (adapter, tokenizer, card, config, log, cost) and publish it.
+
+    Under DDP (lmlab.launch) only the main process writes, publishes and removes the work
+    folder; the others wait for it and return the same cost record."""
+    from accelerate import PartialState
+
+    state = PartialState()
     check_finite(model)
+    metrics = final_metrics(log_rows(trainer.state.log_history), log_keys)
+    cost = {**cost, "steps": trainer.state.global_step, "final_metrics": metrics}
+    if not state.is_main_process:
+        state.wait_for_everyone()
+        return cost
     tmp = staging_dir(out_dir)
     adapters = ["default"] if hasattr(model, "peft_config") and "default" in model.peft_config else None
     if adapters:
@@ -269,10 +291,8 @@ def finish(trainer, model, tokenizer, out_dir, work_dir, card_title, card_sectio
     else:
         model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    rows = write_train_log(tmp / "train_log.tsv", trainer.state.log_history)
-    metrics = final_metrics(rows, log_keys)
+    write_train_log(tmp / "train_log.tsv", trainer.state.log_history)
     write_json(tmp / "training_config.json", training_config)
-    cost = {**cost, "steps": trainer.state.global_step, "final_metrics": metrics}
     write_json(tmp / "cost.json", cost)
     for name, obj in (extra_files or {}).items():
         write_json(tmp / name, obj)
@@ -281,6 +301,7 @@ def finish(trainer, model, tokenizer, out_dir, work_dir, card_title, card_sectio
     write_card(tmp / "README.md", card_title, sections)
     publish(tmp, out_dir)
     shutil.rmtree(work_dir, ignore_errors=True)
+    state.wait_for_everyone()
     return cost
 
 
@@ -332,22 +353,28 @@ DPO_LOG_KEYS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen
 
 
 def train_dpo(base_dir, sft_dir, pairs_path, out_dir, work_root, train, beta, loss_type, max_length, seed,
-              template="chat", pairs_summary=None, callbacks=()):
-    """Rule pref_dpo: DPO from the SFT adapter against the SFT model as reference."""
+              template="chat", pairs_summary=None, callbacks=(), sft_weight=0.0):
+    """Rule pref_dpo: DPO from the SFT adapter against the SFT model as reference.
+
+    `sft_weight` > 0 adds TRL's "sft" loss (NLL of the chosen answer) with that weight, as in
+    RPO: pure DPO only separates chosen from rejected and can lower both, which on the CPU
+    default drove the policy to answer with EOS alone."""
     from trl import DPOConfig, DPOTrainer
 
     from lmlab.models import load_tokenizer, pick_device_dtype
 
     device, dtype = pick_device_dtype()
     config = {"method": "dpo", "train": dict(train), "beta": beta, "loss_type": loss_type, "max_length": max_length,
-              "seed": seed, "sft": str(sft_dir), "pairs": str(pairs_path)}
+              "sft_weight": sft_weight, "seed": seed, "sft": str(sft_dir), "pairs": str(pairs_path)}
     work_dir = work_dir_for(work_root, config, [base_dir, sft_dir, pairs_path])
     stopper = StopOnSignal()
     tokenizer = load_tokenizer(sft_dir, padding_side="right")
     dataset, rows, dropped = _pairs_dataset(pairs_path, tokenizer, max_length)
     model = load_policy(base_dir, sft_dir, device, dtype)
     args = DPOConfig(**common_args(train, work_dir, seed, device), per_device_train_batch_size=train["batch_size"],
-                     beta=beta, loss_type=[loss_type], max_length=max_length, precompute_ref_log_probs=False)
+                     beta=beta, loss_type=[loss_type, "sft"] if sft_weight else [loss_type],
+                     loss_weights=[1.0, sft_weight] if sft_weight else None,
+                     max_length=max_length, precompute_ref_log_probs=False)
     trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          callbacks=[*callbacks, stopper])
     if "ref" not in trainer.model.peft_config:
@@ -359,8 +386,9 @@ def train_dpo(base_dir, sft_dir, pairs_path, out_dir, work_root, train, beta, lo
         raise RuntimeError(f"the DPO reference moved away from the SFT adapter (max |diff| = {drift})")
     n_train = len(dataset)
     cost = {"device": device, "hardware": hardware_line(device), "wall_s": time.perf_counter() - started, **run,
-            "pairs_seen": train["steps"] * train["batch_size"] * train.get("grad_accum", 1), "train_pairs": n_train,
-            "pairs_left_out": dropped}
+            "world_size": trainer.args.world_size,
+            "pairs_seen": train["steps"] * train["batch_size"] * train.get("grad_accum", 1) * trainer.args.world_size,
+            "train_pairs": n_train, "pairs_left_out": dropped}
     sections = [
         ("Start point", [
             f"- policy: base `{base_dir}` + SFT adapter `{sft_dir}` (template `{template}`), the SFT LoRA "
@@ -378,7 +406,8 @@ def train_dpo(base_dir, sft_dir, pairs_path, out_dir, work_root, train, beta, lo
         ("Config", kv_lines({**config, "seed": seed})),
         ("Hardware", [f"- {hardware_line(device)}", f"- seed {seed}"]),
     ]
-    return finish(trainer, trainer.model, tokenizer, out_dir, work_dir, f"DPO adapter (beta {beta}, {loss_type})",
+    return finish(trainer, trainer.model, tokenizer, out_dir, work_dir, f"DPO adapter (beta {beta}, {loss_type}"
+                  + (f" + {sft_weight:g} x NLL of the chosen answer)" if sft_weight else ")"),
                   sections, config, DPO_LOG_KEYS, cost)
 
 
@@ -412,8 +441,9 @@ def train_orpo(base_dir, sft_dir, pairs_path, out_dir, work_root, train, beta, m
     started = time.perf_counter()
     run = run_trainer(trainer, work_dir, stopper)
     cost = {"device": device, "hardware": hardware_line(device), "wall_s": time.perf_counter() - started, **run,
-            "pairs_seen": train["steps"] * train["batch_size"] * train.get("grad_accum", 1), "train_pairs": len(dataset),
-            "pairs_left_out": dropped}
+            "world_size": trainer.args.world_size,
+            "pairs_seen": train["steps"] * train["batch_size"] * train.get("grad_accum", 1) * trainer.args.world_size,
+            "train_pairs": len(dataset), "pairs_left_out": dropped}
     sections = [
         ("Start point", [
             f"- policy: base `{base_dir}` + SFT adapter `{sft_dir}` (template `{template}`), the SFT LoRA "
@@ -536,7 +566,8 @@ def train_rloo(base_dir, sft_dir, sft_train, out_dir, work_root, train, reward, 
     if drift is not None and drift > 0:
         raise RuntimeError(f"the RLOO reference moved away from the SFT adapter (max |diff| = {drift})")
     cost = {"device": device, "hardware": hardware_line(device), "wall_s": time.perf_counter() - started, **run,
-            "prompts": len(dataset), "completions_generated": train["steps"] * rloo["prompts_per_step"] * generations}
+            "world_size": trainer.args.world_size, "prompts": len(dataset),
+            "completions_generated": train["steps"] * rloo["prompts_per_step"] * generations * trainer.args.world_size}
     reward_line = (f"- reward: the learned reward model `{reward_dir}` (LoRA sequence classifier over the base), "
                    "scoring rendered prompt + completion + EOS, as in its training."
                    if reward == "rm" else

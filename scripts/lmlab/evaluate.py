@@ -51,6 +51,7 @@ INTERVAL_METRICS = (
     "correct",
     "f1",
     "rouge_l",
+    "json_parsed",
     "json_valid",
     "json_field_accuracy",
     "needless_refusal",
@@ -61,7 +62,7 @@ INTERVAL_METRICS = (
 )
 # Which secondary metrics the paper's table shows for each task family and overall.
 SECONDARY_METRICS = {
-    "json_extraction": ("json_valid", "json_field_accuracy"),
+    "json_extraction": ("json_parsed", "json_valid", "json_field_accuracy"),
     "summarization": ("rouge_l",),
     "kb_qa": ("f1",),
     "long_context_qa": ("f1",),

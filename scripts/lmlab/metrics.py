@@ -513,6 +513,22 @@ def _aggregate_group(task, rows):
 # --------------------------------------------------------------------------- model NLL
 
 
+def token_budget_batches(order, lengths, batch_size, max_tokens=4096):
+    """Consecutive batches of `order` (indices sorted by length) of at most `batch_size` items
+    and at most `max_tokens` padded tokens (items x longest), but never empty: one long
+    document no longer pads seven short ones to its length."""
+    batches, batch = [], []
+    for i in order:
+        width = max([lengths[j] for j in batch] + [lengths[i]])
+        if batch and (len(batch) >= batch_size or (len(batch) + 1) * width > max_tokens):
+            batches.append(batch)
+            batch = []
+        batch.append(i)
+    if batch:
+        batches.append(batch)
+    return batches
+
+
 def gold_nll(model, tokenizer, prompts, golds, batch_size=8, max_length=None):
     """Per-item mean NLL (nats per token) of each gold continuation given its prompt.
 
@@ -554,8 +570,7 @@ def gold_nll(model, tokenizer, prompts, golds, batch_size=8, max_length=None):
     model.eval()
     try:
         with torch.no_grad():
-            for start in range(0, len(order), batch_size):
-                batch = order[start : start + batch_size]
+            for batch in token_budget_batches(order, [len(p) + len(g) for p, g in items], batch_size):
                 width = max(len(items[i][0]) + len(items[i][1]) for i in batch)
                 input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
                 attention = torch.zeros((len(batch), width), dtype=torch.long)

@@ -41,9 +41,9 @@ def paired_verdict(d, what):
     if d is None:
         return f"{what}: no paired difference recorded"
     if d["low"] > 0:
-        return f"{what} increased by {ci(d)} (the 95% interval excludes zero)"
+        return f"{what} increased: {ci(d)} (the 95% interval excludes zero)"
     if d["high"] < 0:
-        return f"{what} decreased by {ci(d)} (the 95% interval excludes zero)"
+        return f"{what} decreased: {ci(d)} (the 95% interval excludes zero)"
     return f"{what}: {ci(d)}; the interval includes zero: no effect detected"
 
 
@@ -268,9 +268,9 @@ def q_orpo_format(S):
     o, r = by_model["orpo"], by_model[ref]
     numbers = {"format errors ORPO": count(o["format"], o["n_items"]), f"format errors {ref.upper()}": count(r["format"], r["n_items"])}
     rate_o, rate_r = o["format"] / max(1, o["n_items"]), r["format"] / max(1, r["n_items"])
-    direction = "fewer" if rate_o < rate_r else "more" if rate_o > rate_r else "as many"
+    direction = "fewer format errors than" if rate_o < rate_r else "more format errors than" if rate_o > rate_r else "as many format errors as"
     answer = (
-        f"ORPO made {direction} format errors than {ref.upper()}: {count(o['format'], o['n_items'])} vs "
+        f"ORPO made {direction} {ref.upper()}: {count(o['format'], o['n_items'])} vs "
         f"{count(r['format'], r['n_items'])} generations (counts from the rule-based error labels; no paired interval)"
     )
     ev = S.get("evaluation") or {}

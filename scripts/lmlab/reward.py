@@ -68,23 +68,28 @@ def rm_input_ids(tokenizer, prompt, response, max_length):
 
 
 def reward_scores(model, tokenizer, prompts, responses, max_length, batch_size=16):
-    """One float per (prompt, response): the reward model's score of rm_input_ids."""
+    """One float per (prompt, response): the reward model's score of rm_input_ids, in input order.
+
+    Batches are formed in length order (less padding: one long text no longer pads a whole
+    batch to its length); right padding leaves every real token's score unchanged."""
     import torch
 
     device = next(model.parameters()).device
     sequences = [rm_input_ids(tokenizer, p, r, max_length) for p, r in zip(prompts, responses)]
-    scores = []
-    for start in range(0, len(sequences), batch_size):
-        chunk = sequences[start : start + batch_size]
-        width = max(len(s) for s in chunk)
+    order = sorted(range(len(sequences)), key=lambda i: (len(sequences[i]), i))
+    scores = [None] * len(sequences)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        width = max(len(sequences[i]) for i in chunk)
         input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
         attention = torch.zeros((len(chunk), width), dtype=torch.long)
-        for i, ids in enumerate(chunk):
-            input_ids[i, : len(ids)] = torch.tensor(ids)
-            attention[i, : len(ids)] = 1
+        for row, i in enumerate(chunk):
+            input_ids[row, : len(sequences[i])] = torch.tensor(sequences[i])
+            attention[row, : len(sequences[i])] = 1
         with torch.inference_mode():
             logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
-        scores += [float(x) for x in logits[:, 0].float().cpu()]
+        for i, value in zip(chunk, logits[:, 0].float().cpu()):
+            scores[i] = float(value)
     return scores
 
 
@@ -135,7 +140,7 @@ def train_reward_model(base_dir, pairs_path, out_dir, work_root, reward, max_len
     for r in rows:
         sources[r["source"]] = sources.get(r["source"], 0) + 1
     cost = {"device": device, "hardware": hardware_line(device), "wall_s": time.perf_counter() - started, **run,
-            "train_pairs": len(trainer.train_dataset), "pairs_in_file": len(rows)}
+            "world_size": trainer.args.world_size, "train_pairs": len(trainer.train_dataset), "pairs_in_file": len(rows)}
     sections = [
         ("Start point", [
             f"- base `{base_dir}` as `AutoModelForSequenceClassification(num_labels=1)` (a new linear "

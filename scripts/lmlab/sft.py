@@ -11,7 +11,8 @@ one, started again with the same config, resumes from the last checkpoint. The f
 assembled in the work dir and moved into the output folder in one rename, so the output folder
 exists only when it is complete.
 
-CLI (the resume test and multi-GPU launches use it; Snakemake calls `run_sft` directly):
+CLI (the resume test uses it; Snakemake calls `run_sft`, which trains in-process or, with
+more than one GPU, launches `train_sft` under DDP through `lmlab.launch`):
 
     python -m lmlab.sft --base DIR --train sft_train=PATH --validation PATH --template chat \
         --out DIR --work DIR [--config sft.json] [--manifest manifest.json] [--seed N]
@@ -26,8 +27,6 @@ import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -311,6 +310,8 @@ def load_training_model(base_dir, device, dtype, qlora, checkpointing):
 def _trainer_callbacks():
     from transformers import TrainerCallback
 
+    from lmlab.launch import any_process
+
     class StopOnSignal(TrainerCallback):
         """SIGTERM (SLURM preemption, Snakemake shutdown): save a checkpoint at the end of the
         current step, then stop. Stopping only after on_save keeps the stop flag out of the
@@ -324,6 +325,9 @@ def _trainer_callbacks():
             log.warning("signal %d: saving a checkpoint at the end of this step, then exiting", signum)
 
         def on_step_end(self, args, state, control, **kwargs):
+            # Under DDP all processes stop at the same step: a signal seen by one stops them all.
+            if any_process(self.signum is not None) and self.signum is None:
+                self.signum = signal.SIGTERM
             if self.signum is not None:
                 control.should_save = True
             return control
@@ -515,8 +519,9 @@ def model_card(record):
         "",
         "## Multi-GPU",
         "",
-        "With `hpc.gpus > 1` the rule starts the same entry point as "
-        "`accelerate launch --num_processes N -m lmlab.sft ...` (DDP, one process per GPU); only "
+        "With `hpc.gpus > 1` the rule runs `train_sft` under "
+        "`accelerate launch --multi_gpu --num_processes N -m lmlab.launch lmlab.sft:train_sft ...` "
+        "(DDP, one process per GPU); only "
         "process 0 writes files, and the effective batch is per-device batch x accumulation x N.",
         "",
         "## Files",
@@ -817,38 +822,16 @@ def train_sft(
 
 
 def run_sft(num_processes=1, **kwargs):
-    """Train in this process, or (num_processes > 1) relaunch the CLI under `accelerate launch`
-    for DDP on that many GPUs and wait for it."""
-    if num_processes <= 1 or "LOCAL_RANK" in os.environ:
-        return train_sft(**kwargs)
+    """Train in this process, or (num_processes > 1) under `accelerate launch` for DDP on that
+    many GPUs through `lmlab.launch` and wait for it. Returns metrics.json's dict."""
+    from lmlab import launch
+
     work_dir = Path(kwargs["work_dir"])
-    work_dir.mkdir(parents=True, exist_ok=True)
-    config_file = work_dir / "launch_config.json"
-    write_json(config_file, kwargs.get("cfg") or {})
-    command = launch_command(num_processes, kwargs, config_file)
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
+    # The launch files live beside the work dir: train_sft may delete the work dir itself.
+    metrics = launch.run(
+        train_sft, num_processes=num_processes, launch_dir=work_dir.parent / f"{work_dir.name}.launch", **kwargs
     )
-    log.info("launching: %s", " ".join(command))
-    result = subprocess.run(command, env=env, check=False)
-    if result.returncode:
-        raise SystemExit(result.returncode)
-    return read_json(Path(kwargs["out_dir"]) / "metrics.json")
-
-
-def launch_command(num_processes, kwargs, config_file):
-    command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        str(num_processes),
-        "-m",
-        "lmlab.sft",
-    ]
-    return command + cli_args(kwargs, config_file)
+    return metrics if metrics is not None else read_json(Path(kwargs["out_dir"]) / "metrics.json")
 
 
 def cli_args(kwargs, config_file):
