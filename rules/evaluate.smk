@@ -190,26 +190,33 @@ rule eval_score:
 
 
 rule eval_nll:
+    # One job per model, so each starts as soon as its adapter exists instead of all waiting
+    # for the last aligned model at the end of the DAG.
     input:
-        adapters=[EVAL_AVAILABLE[m] for m in EVAL_AXIS_MODELS if EVAL_AVAILABLE[m]],
+        unpack(
+            lambda wc: (
+                {"adapter": EVAL_AVAILABLE[wc.model]}
+                if EVAL_AVAILABLE[wc.model]
+                else {}
+            )
+        ),
         test_items=EVAL_ITEMS,
         base=BASE,
     output:
-        nll=[f"{METRICS_DIR}/{m}/nll.jsonl" for m in EVAL_AXIS_MODELS],
-        prov=prov("eval_nll"),
+        nll=f"{METRICS_DIR}/{{model}}/nll.jsonl",
+        prov=prov("eval_nll-{model}"),
     log:
-        log_path("eval_nll"),
+        log_path("eval_nll-{model}"),
     benchmark:
-        bench("eval_nll")
+        bench("eval_nll-{model}")
+    wildcard_constraints:
+        model="|".join(EVAL_AXIS_MODELS),
     conda:
         "../envs/eval.yaml"
     threads: CPU_THREADS
     resources:
         **gpu_resources("eval_nll"),
     params:
-        # One job for every model: the process start and the base load are paid once.
-        models=EVAL_AXIS_MODELS,
-        adapters=[EVAL_AVAILABLE[m] for m in EVAL_AXIS_MODELS],
         template=EVAL_PROMPTS[EVAL_REF["prompt"]][0],
         constrained=EVAL_PROMPTS[EVAL_REF["prompt"]][1],
         context=EVAL_REF["context"],
@@ -444,7 +451,7 @@ PROVENANCE.extend(
             for c in EVAL_CELLS
             for step in ("generate", "score")
         ],
-        prov("eval_nll"),
+        *[prov(f"eval_nll-{m}") for m in EVAL_AXIS_MODELS],
         *([prov("eval_judge")] if EVAL_PAIRS else []),
         prov("eval_matrix"),
         prov("eval_stats"),
