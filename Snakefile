@@ -5,7 +5,7 @@ import sys
 from snakemake.utils import min_version, validate
 
 sys.path.insert(0, f"{workflow.basedir}/scripts")
-from lmlab.config import check_config
+from lmlab.core.config import check_config
 
 min_version("9.0")
 
@@ -27,15 +27,15 @@ include: "rules/data.smk"
 include: "rules/models.smk"
 include: "rules/context.smk"
 include: "rules/sft.smk"
-include: "rules/preference.smk"
-include: "rules/evaluate.smk"
+include: "rules/alignment.smk"
+include: "rules/evaluation.smk"
 include: "rules/agents.smk"
-include: "rules/report.smk"
+include: "rules/paper.smk"
 
 
 rule all:
     default_target: True
     input:
-        "results/report/paper.html",
-        "results/report/provenance.json",
+        "results/paper/paper.html",
+        "results/paper/provenance.json",
         ALL_TARGETS,

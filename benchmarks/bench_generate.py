@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_generate.py [--base results/models/base/<name>]
         [--items results/data/sft_test.jsonl] [--n 64] [--batch-size 16] [--max-new-tokens 32]
 
-Both arms use lmlab.generation.generate_batched (greedy, KV cache, EOS stop); the
+Both arms use lmlab.models.generation.generate_batched (greedy, KV cache, EOS stop); the
 unbatched arm calls it with batch_size=1. Prompts are the first --n test items (all tasks
 except long_context_qa, whose documents would dominate the timing) rendered with the chat
 template. Prints seconds, generated tokens and tokens/s per arm, and the speed-up ratio.
@@ -32,15 +32,15 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     if not args.base:
-        parser.error("no base model: run `snakemake prepare_base` first or pass --base")
+        parser.error("no base model: run `snakemake models_prepare` first or pass --base")
 
     import torch
 
-    from lmlab.generation import generate_batched
-    from lmlab.io import read_jsonl
-    from lmlab.models import load_model, load_tokenizer
-    from lmlab.seeding import seed_everything
-    from lmlab.templates import render_prompt
+    from lmlab.models.generation import generate_batched
+    from lmlab.core.io import read_jsonl
+    from lmlab.models.base import load_model, load_tokenizer
+    from lmlab.core.seeding import seed_everything
+    from lmlab.models.templates import render_prompt
 
     torch.set_num_threads(args.threads)
     seed_everything(0)

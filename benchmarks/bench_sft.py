@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_sft.py [--steps 4] [--batch 8] [--template chat]
 
-Trains a few LoRA steps through the same code as the `sft_train` rule (lmlab.sft.train_sft) on
+Trains a few LoRA steps through the same code as the `sft_train` rule (lmlab.sft.train.train_sft) on
 the real base model when it has been prepared (results/models/base/smollm2-135m-instruct), else
 on a tiny random model built into a temporary folder, with the validated SFT data when present,
 else with generated rows. Prints rates and ratios; asserts nothing about time.
@@ -17,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from lmlab.io import read_json, write_jsonl  # noqa: E402
-from lmlab.sft import train_sft  # noqa: E402
+from lmlab.core.io import read_json, write_jsonl  # noqa: E402
+from lmlab.sft.train import train_sft  # noqa: E402
 
 REAL_BASE = ROOT / "results" / "models" / "base" / "smollm2-135m-instruct"
 DATA = ROOT / "results" / "data"
@@ -57,7 +57,7 @@ def main():
         if (REAL_BASE / "base_model.json").exists():
             base = REAL_BASE
         else:
-            from lmlab.models import prepare_base
+            from lmlab.models.base import prepare_base
 
             base = tmp / "tiny-random"
             prepare_base(

@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from lmlab.context import DATASET_KINDS  # noqa: E402
-from lmlab.io import read_jsonl  # noqa: E402
-from lmlab.tokenizer_study import example_text  # noqa: E402
+from lmlab.context.study import DATASET_KINDS  # noqa: E402
+from lmlab.core.io import read_jsonl  # noqa: E402
+from lmlab.context.tokenizers import example_text  # noqa: E402
 
 
 def main():
@@ -32,7 +32,7 @@ def main():
     args = parser.parse_args()
     os.environ["TOKENIZERS_PARALLELISM"] = "true" if args.threads > 1 else "false"
     os.environ["RAYON_NUM_THREADS"] = str(args.threads)
-    from lmlab.models import load_tokenizer
+    from lmlab.models.base import load_tokenizer
 
     texts = []
     for name, kind in DATASET_KINDS.items():

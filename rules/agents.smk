@@ -1,15 +1,15 @@
 # Agent ablation (issue 7; rules/agents.smk). One job per model x arm runs the agent loop
-# (lmlab.agent) on the same seeded task subset with the same step budget and writes
+# (lmlab.agents.loop) on the same seeded task subset with the same step budget and writes
 # results/agents/{model}/{arm}/traces.jsonl + metrics.json + per_task.tsv; agents_summary
 # turns them into results/agents/summary.json, tables/ and figures/ (paper section "agents").
-from lmlab.agent import ARMS
-from lmlab.errors import InputError
+from lmlab.agents.loop import ARMS
+from lmlab.core.errors import InputError
 
 AGENTS = config["agents"]
 AGENTS_DIR = f"{RESULTS}/agents"
 AGENTS_SEED = AGENTS["seed"] if AGENTS["seed"] is not None else config["seed"]
 # The SFT adapter the agent runs as `sft`: the one the preference stage aligns.
-AGENTS_SFT_TEMPLATE = config.get("preference", {}).get("sft_template", "chat")
+AGENTS_SFT_TEMPLATE = config.get("alignment", {}).get("sft_template", "chat")
 # Named model -> adapter folder ("" = the base alone). A model whose training stage is not
 # configured is skipped, and the summary records why.
 AGENTS_ADAPTERS = {"base": ""}
@@ -57,7 +57,7 @@ AGENTS_RUN_SETTINGS = {
     "seed": AGENTS_SEED,
 }
 AGENTS_RUNS = [(m, a) for m in AGENTS_MODELS for a in AGENTS_ARMS]
-# The evaluation matrix lists the agent arms (read by rules/evaluate.smk when it is
+# The evaluation matrix lists the agent arms (read by rules/evaluation.smk when it is
 # included after this file).
 AGENT_MATRIX_ROWS = [
     {"model": m, "arm": a, "path": f"{AGENTS_DIR}/{m}/{a}/metrics.json"}
@@ -65,7 +65,7 @@ AGENT_MATRIX_ROWS = [
 ]
 
 
-rule agent_run:
+rule agents_run:
     input:
         # The adapter folder, for models that have one.
         unpack(
@@ -82,11 +82,11 @@ rule agent_run:
         traces=f"{AGENTS_DIR}/{{model}}/{{arm}}/traces.jsonl",
         metrics=f"{AGENTS_DIR}/{{model}}/{{arm}}/metrics.json",
         per_task=f"{AGENTS_DIR}/{{model}}/{{arm}}/per_task.tsv",
-        prov=prov("agent_run-{model}-{arm}"),
+        prov=prov("agents_run-{model}-{arm}"),
     log:
-        log_path("agent_run-{model}-{arm}"),
+        log_path("agents_run-{model}-{arm}"),
     benchmark:
-        bench("agent_run-{model}-{arm}")
+        bench("agents_run-{model}-{arm}")
     wildcard_constraints:
         model="|".join(AGENTS_MODELS),
         arm="|".join(AGENTS_ARMS),
@@ -94,7 +94,7 @@ rule agent_run:
         "../envs/agents.yaml"
     threads: CPU_THREADS
     resources:
-        **gpu_resources("agent_run"),
+        **gpu_resources("agents_run"),
     params:
         adapter=lambda wildcards: AGENTS_ADAPTERS[wildcards.model],
         run=AGENTS_RUN_SETTINGS,
@@ -142,6 +142,6 @@ rule agents_summary:
         "../scripts/agents_summary.py"
 
 
-PROVENANCE.extend(prov(f"agent_run-{m}-{a}") for m, a in AGENTS_RUNS)
+PROVENANCE.extend(prov(f"agents_run-{m}-{a}") for m, a in AGENTS_RUNS)
 PROVENANCE.append(prov("agents_summary"))
 PAPER_INPUTS["agents"] = f"{AGENTS_DIR}/summary.json"

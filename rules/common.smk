@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 
 RESULTS = "results"
-REPORT = f"{RESULTS}/report"
+REPORT = f"{RESULTS}/paper"
 # Every rule's provenance record; the paper rule reads them all for its appendix.
 PROVENANCE = []
 # Named inputs of the paper, added to by each stage's rules file.

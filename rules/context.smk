@@ -8,7 +8,7 @@
 #   snakemake --cores 2 results/context/bpb/bpe-1000.json    one tiny LM's bits per byte
 #   snakemake --cores 2 results/context/tokenizers/bpe-8000/tokenizer.json
 # Knobs: config["context"] (config/schema.yaml documents each key) and config["templates"].
-from lmlab.context import FIGURES as CTX_FIGURES, TABLES as CTX_TABLES
+from lmlab.context.study import FIGURES as CTX_FIGURES, TABLES as CTX_TABLES
 
 CTX = f"{RESULTS}/context"
 CTX_CFG = config["context"]

@@ -10,7 +10,7 @@ DATASETS = {
 }
 
 
-rule validate_data:
+rule data_validate:
     input:
         **{name: config["data"][name] for name in DATASETS},
         # The generator record is optional: user-supplied data has none.
@@ -22,21 +22,21 @@ rule validate_data:
     output:
         **{name: data_path(name) for name in DATASETS},
         manifest=f"{RESULTS}/data/manifest.json",
-        prov=prov("validate_data"),
+        prov=prov("data_validate"),
     log:
-        log_path("validate_data"),
+        log_path("data_validate"),
     benchmark:
-        bench("validate_data")
+        bench("data_validate")
     conda:
         "../envs/data.yaml"
     threads: 1
     resources:
-        **cpu_resources("validate_data"),
+        **cpu_resources("data_validate"),
     params:
         kinds=DATASETS,
     script:
-        "../scripts/validate_data.py"
+        "../scripts/data_validate.py"
 
 
-PROVENANCE.append(prov("validate_data"))
+PROVENANCE.append(prov("data_validate"))
 PAPER_INPUTS["manifest"] = f"{RESULTS}/data/manifest.json"

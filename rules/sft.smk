@@ -2,7 +2,7 @@
 # One adapter per template: results/models/sft/{template}/ (a standard PEFT folder + card, log,
 # cost). Checkpoints live in results/models/sft/.work/{template}/, which is not an output, so
 # a run that was stopped (SIGTERM, SIGKILL, SLURM preemption) resumes there when run again.
-from lmlab.errors import InputError
+from lmlab.core.errors import InputError
 
 SFT = config["sft"]
 SFT_DIR = f"{RESULTS}/models/sft"

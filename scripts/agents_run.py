@@ -1,7 +1,7 @@
-"""Rule agent_run: one agent arm with one model on the task subset -> traces + metrics."""
+"""Rule agents_run: one agent arm with one model on the task subset -> traces + metrics."""
 
-from lmlab.agent_study import run_arm
-from lmlab.step import step
+from lmlab.agents.study import run_arm
+from lmlab.core.step import step
 
 with step(snakemake) as smk:
     run_arm(

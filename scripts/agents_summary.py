@@ -1,7 +1,7 @@
 """Rule agents_summary: every run's traces -> summary.json, ablation/paired tables, figure."""
 
-from lmlab.agent_study import summarise_agents
-from lmlab.step import step
+from lmlab.agents.study import summarise_agents
+from lmlab.core.step import step
 
 with step(snakemake) as smk:
     runs = [

@@ -1,7 +1,7 @@
 """Rule context_accuracy: base-model accuracy on long-context QA per context window."""
 
-from lmlab.context import context_accuracy
-from lmlab.step import step
+from lmlab.context.study import context_accuracy
+from lmlab.core.step import step
 
 with step(snakemake) as smk:
     context_accuracy(

@@ -1,7 +1,7 @@
 """Rule context_bpb: one tiny LM per tokenizer, validation bits per byte."""
 
-from lmlab.bpb import train_and_score
-from lmlab.step import step
+from lmlab.context.bpb import train_and_score
+from lmlab.core.step import step
 
 with step(snakemake) as smk:
     train_and_score(

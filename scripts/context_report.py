@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from lmlab.context import context_report
-from lmlab.io import read_json
-from lmlab.step import step
+from lmlab.context.study import context_report
+from lmlab.core.io import read_json
+from lmlab.core.step import step
 
 with step(snakemake) as smk:
     timing = {Path(p).stem: p for p in smk.input.timing}

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from lmlab.context import context_stats
-from lmlab.step import step
+from lmlab.context.study import context_stats
+from lmlab.core.step import step
 
 with step(snakemake) as smk:
     context_stats(

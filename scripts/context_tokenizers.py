@@ -1,8 +1,8 @@
 """Rule context_tokenizers: train the byte-level BPE tokenizers on sft_train."""
 
-from lmlab.io import read_jsonl, write_json
-from lmlab.step import step
-from lmlab.tokenizer_study import train_bpe, training_texts
+from lmlab.core.io import read_jsonl, write_json
+from lmlab.core.step import step
+from lmlab.context.tokenizers import train_bpe, training_texts
 
 with step(snakemake) as smk:
     texts = training_texts(read_jsonl(smk.input.train))

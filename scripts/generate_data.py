@@ -1,6 +1,6 @@
 """Regenerate lmlab's committed raw data: `python scripts/generate_data.py --seed 1234 --out data/raw`.
 
-Thin CLI over `lmlab.datagen`; with `--datasheet data/README.md` it also refreshes the
+Thin CLI over `lmlab.data.generate`; with `--datasheet data/README.md` it also refreshes the
 datasheet's generated count tables from the files it just wrote.
 """
 
@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lmlab import datagen
+from lmlab.data import generate as datagen
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lmlab.agent import (
+from lmlab.agents.loop import (
     ARMS,
     append_summary,
     find_reusable_episode,
@@ -265,7 +265,7 @@ def test_errors_become_observations_and_never_crash():
 
 
 def test_tool_exception_is_caught(monkeypatch):
-    import lmlab.tools as tools_module
+    import lmlab.agents.tools as tools_module
 
     def broken_search(index, query, k=3):
         raise RuntimeError("index corrupted")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lmlab.agent_metrics import (
+from lmlab.agents.metrics import (
     agent_metrics,
     aggregate_agent_metrics,
     answer_contains_gold,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmlab.agent_study import (
+from lmlab.agents.study import (
     PROMPT_KINDS,
     paired_comparisons,
     prompt_kind,
@@ -23,7 +23,7 @@ from lmlab.agent_study import (
     select_tasks,
     summarise_agents,
 )
-from lmlab.io import write_jsonl
+from lmlab.core.io import write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORIES = ("calculation", "kb_lookup", "extraction", "multi_step")
@@ -107,7 +107,7 @@ def test_subset_on_the_shipped_tasks():
 
 
 def test_bad_repeat_reference_is_an_input_error():
-    from lmlab.errors import InputError
+    from lmlab.core.errors import InputError
 
     tasks = make_tasks()
     tasks[-1] = {**tasks[-1], "repeat_of": "missing"}
@@ -280,7 +280,7 @@ def test_run_writes_every_step(scripted_runs):
 
 def test_section_escapes_model_text(tmp_path, scripted_runs):
     pytest.importorskip("jinja2")
-    from lmlab.report import jinja_env, load_stage
+    from lmlab.paper.render import jinja_env, load_stage
 
     tasks_path, runs = scripted_runs
     _, outputs = summarise_into(tmp_path / "out", tasks_path, runs)

@@ -53,7 +53,7 @@ def check_page(path, screenshot):
 def test_fixture_paper_renders_cleanly(fixture_results, tmp_path):  # noqa: F811
     base, config = fixture_results
     render(base, config)
-    errors, broken, overflowing, page_wider = check_page(base / "results/report/paper.html", tmp_path / "paper.png")
+    errors, broken, overflowing, page_wider = check_page(base / "results/paper/paper.html", tmp_path / "paper.png")
     assert errors == [], errors
     assert broken == [], broken
     assert overflowing == 0 and not page_wider
@@ -63,6 +63,6 @@ def test_fixture_paper_renders_cleanly(fixture_results, tmp_path):  # noqa: F811
 def test_a_broken_image_is_detected(fixture_results, tmp_path):  # noqa: F811
     base, config = fixture_results
     render(base, config)
-    (base / "results/report/figures/data_counts.png").unlink()
-    _, broken, _, _ = check_page(base / "results/report/paper.html", tmp_path / "broken.png")
+    (base / "results/paper/figures/data_counts.png").unlink()
+    _, broken, _, _ = check_page(base / "results/paper/paper.html", tmp_path / "broken.png")
     assert broken == ["figures/data_counts.png"]

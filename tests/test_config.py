@@ -4,8 +4,8 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from lmlab.config import check_config
-from lmlab.errors import InputError
+from lmlab.core.config import check_config
+from lmlab.core.errors import InputError
 
 SCHEMA = ROOT / "config" / "schema.yaml"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lmlab import context as ctx
-from lmlab.tokenizer_study import BPE_SPECIAL, seed_tokenize, train_bpe
+from lmlab.context import study as ctx
+from lmlab.context.tokenizers import BPE_SPECIAL, seed_tokenize, train_bpe
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,7 +123,7 @@ def test_long_context_doc_checks_the_answer_offset():
 
 
 def test_trained_bpe_is_lossless_and_deterministic(tmp_path):
-    from lmlab.tokenizer_study import load_backend
+    from lmlab.context.tokenizers import load_backend
 
     texts = ["Hola, ¿qué tal? Señor Núñez llegó a las 10.", "The quick brown fox jumps over the lazy dog."] * 20
     a = train_bpe(texts, 300, tmp_path / "a" / "tokenizer.json")
@@ -139,7 +139,7 @@ def test_trained_bpe_is_lossless_and_deterministic(tmp_path):
 def test_stream_nll_scores_every_token_once():
     import numpy as np
 
-    from lmlab.bpb import build_model, stream, stream_bytes, stream_nll
+    from lmlab.context.bpb import build_model, stream, stream_bytes, stream_nll
 
     texts = ["ab", "cde", "é"]
     encode = lambda ts: [list(t.encode("utf-8")) for t in ts]  # noqa: E731
@@ -179,7 +179,7 @@ def _base_tokenizer(tmp_path, texts):
     """A stand-in base tokenizer (no hub): a small BPE wrapped as a transformers tokenizer."""
     from transformers import PreTrainedTokenizerFast
 
-    from lmlab.tokenizer_study import load_backend
+    from lmlab.context.tokenizers import load_backend
 
     train_bpe(texts, 500, tmp_path / "bpe-base" / "tokenizer.json")
     tok = PreTrainedTokenizerFast(tokenizer_object=load_backend(tmp_path / "bpe-base"), eos_token=BPE_SPECIAL)
@@ -189,8 +189,8 @@ def _base_tokenizer(tmp_path, texts):
 
 @pytest.mark.skipif(not (ROOT / "data/raw/sft_train.jsonl").exists(), reason="needs the committed raw data")
 def test_statistics_are_byte_identical_across_runs(tmp_path):
-    from lmlab.io import read_jsonl, read_tsv
-    from lmlab.tokenizer_study import training_texts
+    from lmlab.core.io import read_jsonl, read_tsv
+    from lmlab.context.tokenizers import training_texts
 
     paths = _slice(tmp_path)
     texts = training_texts(read_jsonl(paths["sft_train"]))

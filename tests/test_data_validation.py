@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from lmlab.data import validate_all
-from lmlab.errors import InputError
+from lmlab.data.validate import validate_all
+from lmlab.core.errors import InputError
 
 
 def sft_row(i, **over):

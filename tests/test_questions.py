@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from lmlab.questions import NOT_ANSWERED, abstract_sentences, answer_questions, threats
+from lmlab.paper.questions import NOT_ANSWERED, abstract_sentences, answer_questions, threats
 
 
 def iv(estimate, low, high, n):

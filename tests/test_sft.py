@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from lmlab import sft
-from lmlab.cost import cost_record, forward_parameters, gemm_probe
-from lmlab.errors import InputError
-from lmlab.io import read_json, read_tsv, write_jsonl
-from lmlab.templates import TEMPLATE_NAMES
+from lmlab.sft import train as sft
+from lmlab.core.cost import cost_record, forward_parameters, gemm_probe
+from lmlab.core.errors import InputError
+from lmlab.core.io import read_json, read_tsv, write_jsonl
+from lmlab.models.templates import TEMPLATE_NAMES
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 TINY = {
@@ -44,7 +44,7 @@ TINY_SFT = {
 
 def tiny_base(cache):
     """The tiny random base model, built once per code version into pytest's cache folder."""
-    from lmlab.models import prepare_base
+    from lmlab.models.base import prepare_base
 
     key = hashlib.sha256((SCRIPTS / "lmlab" / "models.py").read_bytes() + json.dumps(TINY).encode()).hexdigest()[:12]
     folder = Path(cache.mkdir(f"lmlab-tiny-base-{key}")) / "tiny-random"
@@ -104,7 +104,7 @@ def base(request):
 
 @pytest.fixture(scope="module")
 def tokenizer(base):
-    from lmlab.models import load_tokenizer
+    from lmlab.models.base import load_tokenizer
 
     return load_tokenizer(base, padding_side="right")
 
@@ -326,9 +326,9 @@ import json, sys, torch
 sys.path.insert(0, {str(SCRIPTS)!r})
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
-from lmlab.generation import generate_batched
-from lmlab.models import load_model, load_tokenizer
-from lmlab.templates import render_prompt
+from lmlab.models.generation import generate_batched
+from lmlab.models.base import load_model, load_tokenizer
+from lmlab.models.templates import render_prompt
 base = AutoModelForCausalLM.from_pretrained({str(base)!r})
 model = PeftModel.from_pretrained(base, {str(trained['out'])!r}).eval()
 tok = load_tokenizer({str(trained['out'])!r})
@@ -374,7 +374,7 @@ def test_summary_tables_and_figure(trained, tmp_path):
 
 
 def test_multi_gpu_runs_train_sft_through_lmlab_launch(tmp_path, monkeypatch):
-    from lmlab import launch
+    from lmlab.core import launch
 
     seen = {}
 
@@ -400,14 +400,15 @@ def test_multi_gpu_runs_train_sft_through_lmlab_launch(tmp_path, monkeypatch):
     command = seen["cmd"]
     assert command[1:3] == ["-m", "accelerate.commands.launch"] and "--multi_gpu" in command
     assert command[command.index("--num_processes") + 1] == "4"
-    assert command[-3:-1] == ["lmlab.launch", "lmlab.sft:train_sft"]
+    assert command[-3:-1] == ["lmlab.core.launch", "lmlab.sft.train:train_sft"]
     assert Path(command[-1]).parent == tmp_path / "w.launch"  # not inside the work dir train_sft may delete
     assert seen["kwargs"]["train_paths"] == {"sft_train": "t.jsonl"} and seen["kwargs"]["seed"] == 3
 
 
 def test_paper_section_renders_from_the_summary(trained, tmp_path):
-    from lmlab.io import read_tsv as tsv
-    from lmlab.report import fmt_num, jinja_env
+    from lmlab.core.io import read_tsv as tsv
+    from lmlab.core.format import fmt_num
+    from lmlab.paper.render import jinja_env
 
     out = tmp_path / "sft"
     paths = [

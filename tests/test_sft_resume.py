@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from lmlab import sft
-from lmlab.io import read_json, read_tsv, write_jsonl
+from lmlab.sft import train as sft
+from lmlab.core.io import read_json, read_tsv, write_jsonl
 
 from test_sft import SCRIPTS, TINY_SFT, sft_rows, tiny_base
 
@@ -42,7 +42,7 @@ def wait_for_checkpoint(proc, work, newer_than, timeout=90):
 def start(args):
     env = dict(os.environ, PYTHONPATH=str(SCRIPTS), OMP_NUM_THREADS="2")
     return subprocess.Popen(
-        [sys.executable, "-m", "lmlab.sft", *args],
+        [sys.executable, "-m", "lmlab.sft.train", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

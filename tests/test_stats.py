@@ -1,4 +1,4 @@
-"""Unit tests of lmlab.stats against values computed independently in the test."""
+"""Unit tests of lmlab.core.stats against values computed independently in the test."""
 
 import math
 import warnings
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy import optimize, special
 from scipy import stats as sps
 
-from lmlab.stats import (
+from lmlab.core.stats import (
     bootstrap_ci,
     cohen_kappa,
     fit_logistic_1d,

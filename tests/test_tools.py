@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmlab import tools
-from lmlab.tools import (
+from lmlab.agents import tools
+from lmlab.agents.tools import (
     MAX_EXPRESSION_CHARS,
     ToolError,
     build_kb_index,

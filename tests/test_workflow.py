@@ -26,14 +26,14 @@ def finished_run(tmp_path_factory):
 
 def test_paper_and_provenance_are_produced(finished_run):
     workdir, seconds = finished_run
-    paper = (workdir / "results/report/paper.html").read_text(encoding="utf-8")
+    paper = (workdir / "results/paper/paper.html").read_text(encoding="utf-8")
     assert "<h2>Setup</h2>" in paper and "Appendix: provenance" in paper
     manifest = json.loads((workdir / "results/data/manifest.json").read_text())
     # The data section's numbers come from the manifest.
     assert f"{manifest['sft_train']['rows']:,}" in paper
-    provenance = json.loads((workdir / "results/report/provenance.json").read_text())
+    provenance = json.loads((workdir / "results/paper/provenance.json").read_text())
     assert "figures/data_counts.png" in provenance["artifacts"]
-    assert provenance["artifacts"]["figures/data_counts.png"]["rule"] == "validate_data"
+    assert provenance["artifacts"]["figures/data_counts.png"]["rule"] == "data_validate"
     for record in provenance["records"].values():
         assert record["git"]["commit"] and record["config_sha256"] and record["inputs"] is not None
     # Measured without other load: see the issue notes. The guard catches a runaway DAG.
@@ -42,7 +42,7 @@ def test_paper_and_provenance_are_produced(finished_run):
 
 def test_every_rule_wrote_log_and_benchmark(finished_run):
     workdir, _ = finished_run
-    for rule in ("validate_data", "prepare_base-tiny-random", "figures", "paper"):
+    for rule in ("data_validate", "models_prepare-tiny-random", "paper_figures", "paper"):
         assert (workdir / f"results/logs/{rule}.log").exists(), rule
         assert (workdir / f"results/benchmarks/{rule}.tsv").exists(), rule
 
@@ -53,18 +53,18 @@ def test_template_change_reruns_only_the_paper(finished_run):
     template.write_text(template.read_text() + "\n")
     proc = run_snakemake(workdir, "-n", *TEST_CONFIG)
     assert "paper" in proc.stdout
-    for rule in ("validate_data", "prepare_base", "figures"):
+    for rule in ("data_validate", "models_prepare", "paper_figures"):
         assert rule not in proc.stdout, proc.stdout
 
 
 def test_verify_passes_then_detects_tampering(finished_run):
     workdir, _ = finished_run
-    run_snakemake(workdir, "verify", *TEST_CONFIG)
-    figure = workdir / "results/report/tables/data_files.tsv"
+    run_snakemake(workdir, "paper_verify", *TEST_CONFIG)
+    figure = workdir / "results/paper/tables/data_files.tsv"
     original = figure.read_bytes()
     figure.write_bytes(original + b"tampered\n")
     try:
-        proc = run_snakemake(workdir, "verify", *TEST_CONFIG, check=False)
+        proc = run_snakemake(workdir, "paper_verify", *TEST_CONFIG, check=False)
         assert proc.returncode != 0
         assert "data_files.tsv: sha256 changed" in proc.stdout + proc.stderr
     finally:
@@ -99,13 +99,13 @@ def test_invalid_config_is_one_line_before_any_job(workflow_copy):
 
 def test_snakemake_report_is_built(finished_run):
     workdir, _ = finished_run
-    run_snakemake(workdir, "--report", "results/report/snakemake-report.zip", *TEST_CONFIG)
-    assert (workdir / "results/report/snakemake-report.zip").stat().st_size > 10_000
+    run_snakemake(workdir, "--report", "results/paper/snakemake-report.zip", *TEST_CONFIG)
+    assert (workdir / "results/paper/snakemake-report.zip").stat().st_size > 10_000
 
 
 def test_rendered_paper_passes_the_browser_check(finished_run, tmp_path):
     from test_browser import check_page
 
     workdir, _ = finished_run
-    errors, broken, overflowing, page_wider = check_page(workdir / "results/report/paper.html", tmp_path / "paper.png")
+    errors, broken, overflowing, page_wider = check_page(workdir / "results/paper/paper.html", tmp_path / "paper.png")
     assert errors == [] and broken == [] and overflowing == 0 and not page_wider, (errors, broken, overflowing)

@@ -51,8 +51,8 @@ def slurm_run(slurm_cluster, tmp_path_factory):  # noqa: F811
 
 def test_every_output_is_produced(slurm_run):
     workdir, _ = slurm_run
-    assert (workdir / "results/report/paper.html").stat().st_size > 1000
-    assert (workdir / "results/report/provenance.json").exists()
+    assert (workdir / "results/paper/paper.html").stat().st_size > 1000
+    assert (workdir / "results/paper/provenance.json").exists()
     assert (workdir / "results/data/manifest.json").exists()
 
 

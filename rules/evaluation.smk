@@ -1,0 +1,466 @@
+# Experiment matrix, metrics, win rates, statistics, errors (issue 6; rules/evaluation.smk).
+# Cells: results/evaluation/generations/{model}/{prompt}/ctx{context}.jsonl -> results/evaluation/metrics/... ->
+# results/evaluation/stats/ -> results/evaluation/summary.json (paper section "evaluation"); errors ->
+# results/evaluation/errors/ (section "errors"); the blind human-evaluation sheet -> results/evaluation/human_eval/.
+from lmlab.evaluation.cells import (
+    baseline_of,
+    cell_id,
+    design_cells,
+    reference_cell,
+    resolve_models,
+    resolve_prompt,
+)
+
+EVAL = config["evaluation"]
+EVAL_DIR = f"{RESULTS}/evaluation"
+EVAL_ITEMS = f"{EVAL_DIR}/test_items.jsonl"
+GEN_DIR = f"{EVAL_DIR}/generations"
+METRICS_DIR = f"{EVAL_DIR}/metrics"
+STATS_DIR = f"{EVAL_DIR}/stats"
+WIN_DIR = f"{EVAL_DIR}/winrates"
+ERRORS_DIR = f"{EVAL_DIR}/errors"
+HUMAN_DIR = f"{EVAL_DIR}/human_eval"
+
+# The SFT adapter under evaluation (and the template the `sft` prompts resolve to): by
+# default the one the preference stage aligns, so every trained model is prompted the way it
+# was trained.
+EVAL_SFT_TEMPLATE = (
+    EVAL["sft_template"]
+    if EVAL["sft_template"] != "auto"
+    else globals().get("PREF_TEMPLATE", config["templates"][0])
+)
+# Named models -> adapter folder ("" = the base alone); a stage that is not configured (its
+# rules file defines no such model) leaves its models out.
+EVAL_AVAILABLE = {"base": ""}
+if EVAL_SFT_TEMPLATE in globals().get("SFT_TEMPLATES", []):
+    EVAL_AVAILABLE["sft"] = f"{RESULTS}/models/sft/{EVAL_SFT_TEMPLATE}"
+EVAL_AVAILABLE.update(globals().get("ALIGNED_MODELS", {}))
+EVAL_MATRIX_MODELS, EVAL_MODELS = resolve_models(EVAL["models"], EVAL_AVAILABLE)
+EVAL_PROMPTS = {
+    name: resolve_prompt(spec, EVAL_SFT_TEMPLATE)
+    for name, spec in EVAL["prompts"].items()
+}
+EVAL_CONTEXTS = [int(c) for c in EVAL["contexts"]]
+EVAL_REF = reference_cell(EVAL_MODELS, EVAL_PROMPTS, EVAL_CONTEXTS, EVAL["reference"])
+EVAL_CELLS = design_cells(
+    EVAL_MODELS, EVAL_PROMPTS, EVAL_CONTEXTS, EVAL["design"], EVAL_REF
+)
+EVAL_CELL_IDS = [cell_id(c) for c in EVAL_CELLS]
+# Models on the model axis (reference prompt and context): NLL, win rates, human sheet.
+EVAL_AXIS_MODELS = [
+    c["model"]
+    for c in EVAL_CELLS
+    if c["prompt"] == EVAL_REF["prompt"] and c["context"] == EVAL_REF["context"]
+]
+
+
+# Generations of the reference prompt and context, per model.
+EVAL_REF_GEN = (
+    f"{GEN_DIR}/{{model}}/{EVAL_REF['prompt']}/ctx{EVAL_REF['context']}.jsonl"
+)
+
+
+# Judge: the learned reward model of the preference stage, when that stage is configured.
+EVAL_REWARD = globals().get("REWARD_MODEL") if EVAL["judge"]["enabled"] else None
+EVAL_JUDGE_TEMPLATE = globals().get("PREF_TEMPLATE", EVAL_SFT_TEMPLATE)
+EVAL_PAIRS = (
+    [
+        (m, baseline_of(m))
+        for m in EVAL_AXIS_MODELS
+        if baseline_of(m) in EVAL_AXIS_MODELS
+    ]
+    if EVAL_REWARD
+    else []
+)
+# Models that take part in a judged pair, in matrix order.
+EVAL_JUDGED = [m for m in EVAL_AXIS_MODELS if any(m in pair for pair in EVAL_PAIRS)]
+if EVAL_REWARD:
+    EVAL_JUDGE_STATUS = {
+        "available": True,
+        "judge": f"learned reward model {EVAL_REWARD}",
+        "order_note": (
+            "A scalar reward model scores each response on its own, so judging a pair in "
+            "both orders gives the same verdict; the position-sensitive judge shows both "
+            "answers in one text and is averaged over both orders."
+        ),
+    }
+else:
+    EVAL_JUDGE_STATUS = {
+        "available": False,
+        "reason": (
+            "No win rate: the learned reward model is not available in this run "
+            + (
+                "(evaluation.judge.enabled is false)"
+                if not EVAL["judge"]["enabled"]
+                else "(the preference stage is not configured)"
+            )
+            + ", and no other judge is substituted."
+        ),
+    }
+# Agent arms are run by the agents stage, which publishes AGENT_MATRIX_ROWS ([{model, arm,
+# path}]). rules/agents.smk is included after this file, so the matrix rule reads it through
+# input/params functions, which Snakemake calls once every rules file is parsed.
+EVAL_AGENT_ROWS = lambda wc: globals().get("AGENT_MATRIX_ROWS", [])
+# Filled human-evaluation sheets (none by default).
+EVAL_SHEETS = EVAL["human_eval"]["sheets"]
+
+
+rule evaluation_testset:
+    input:
+        sft_test=data_path("sft_test"),
+    output:
+        test_items=EVAL_ITEMS,
+        prov=prov("evaluation_testset"),
+    log:
+        log_path("evaluation_testset"),
+    benchmark:
+        bench("evaluation_testset")
+    conda:
+        "../envs/eval.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("evaluation_testset"),
+    params:
+        max_items_per_task=EVAL["max_items_per_task"],
+        max_items_by_task=EVAL["max_items_by_task"],
+    script:
+        "../scripts/evaluation_testset.py"
+
+
+rule evaluation_generate:
+    input:
+        unpack(
+            lambda wc: (
+                {"adapter": EVAL_AVAILABLE[wc.model]}
+                if EVAL_AVAILABLE[wc.model]
+                else {}
+            )
+        ),
+        test_items=EVAL_ITEMS,
+        base=BASE,
+    output:
+        generations=f"{GEN_DIR}/{{model}}/{{prompt}}/ctx{{context}}.jsonl",
+        prov=prov("evaluation_generate-{model}-{prompt}-ctx{context}"),
+    log:
+        log_path("evaluation_generate-{model}-{prompt}-ctx{context}"),
+    benchmark:
+        bench("evaluation_generate-{model}-{prompt}-ctx{context}")
+    wildcard_constraints:
+        model="|".join(EVAL_MODELS),
+        prompt="|".join(EVAL_PROMPTS),
+        context=r"\d+",
+    conda:
+        "../envs/eval.yaml"
+    threads: CPU_THREADS
+    resources:
+        **gpu_resources("evaluation_generate"),
+    params:
+        template=lambda wc: EVAL_PROMPTS[wc.prompt][0],
+        constrained=lambda wc: EVAL_PROMPTS[wc.prompt][1],
+        max_new_tokens=EVAL["max_new_tokens"],
+        batch_size=EVAL["batch_size"],
+    script:
+        "../scripts/evaluation_generate.py"
+
+
+rule evaluation_score:
+    input:
+        generations=f"{GEN_DIR}/{{model}}/{{prompt}}/ctx{{context}}.jsonl",
+    output:
+        per_item=f"{METRICS_DIR}/{{model}}/{{prompt}}/ctx{{context}}.jsonl",
+        aggregate=f"{METRICS_DIR}/{{model}}/{{prompt}}/ctx{{context}}.tsv",
+        prov=prov("evaluation_score-{model}-{prompt}-ctx{context}"),
+    log:
+        log_path("evaluation_score-{model}-{prompt}-ctx{context}"),
+    benchmark:
+        bench("evaluation_score-{model}-{prompt}-ctx{context}")
+    wildcard_constraints:
+        model="|".join(EVAL_MODELS),
+        prompt="|".join(EVAL_PROMPTS),
+        context=r"\d+",
+    conda:
+        "../envs/eval.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("evaluation_score"),
+    params:
+        rouge_threshold=EVAL["rouge_threshold"],
+    script:
+        "../scripts/evaluation_score.py"
+
+
+rule evaluation_nll:
+    # One job per model, so each starts as soon as its adapter exists instead of all waiting
+    # for the last aligned model at the end of the DAG.
+    input:
+        unpack(
+            lambda wc: (
+                {"adapter": EVAL_AVAILABLE[wc.model]}
+                if EVAL_AVAILABLE[wc.model]
+                else {}
+            )
+        ),
+        test_items=EVAL_ITEMS,
+        base=BASE,
+    output:
+        nll=f"{METRICS_DIR}/{{model}}/nll.jsonl",
+        prov=prov("evaluation_nll-{model}"),
+    log:
+        log_path("evaluation_nll-{model}"),
+    benchmark:
+        bench("evaluation_nll-{model}")
+    wildcard_constraints:
+        model="|".join(EVAL_AXIS_MODELS),
+    conda:
+        "../envs/eval.yaml"
+    threads: CPU_THREADS
+    resources:
+        **gpu_resources("evaluation_nll"),
+    params:
+        template=EVAL_PROMPTS[EVAL_REF["prompt"]][0],
+        constrained=EVAL_PROMPTS[EVAL_REF["prompt"]][1],
+        context=EVAL_REF["context"],
+        batch_size=EVAL["nll_batch_size"],
+    script:
+        "../scripts/evaluation_nll.py"
+
+
+rule evaluation_judge:
+    input:
+        test_items=EVAL_ITEMS,
+        generations=[EVAL_REF_GEN.format(model=m) for m in EVAL_JUDGED],
+        base=BASE,
+        reward_model=EVAL_REWARD or [],
+    output:
+        scores=f"{WIN_DIR}/reward_scores.jsonl",
+        results=[f"{WIN_DIR}/{a}_vs_{b}.json" for a, b in EVAL_PAIRS],
+        per_item=[f"{WIN_DIR}/{a}_vs_{b}.jsonl" for a, b in EVAL_PAIRS],
+        prov=prov("evaluation_judge"),
+    log:
+        log_path("evaluation_judge"),
+    benchmark:
+        bench("evaluation_judge")
+    conda:
+        "../envs/eval.yaml"
+    threads: CPU_THREADS
+    resources:
+        **gpu_resources("evaluation_judge"),
+    params:
+        models=EVAL_JUDGED,
+        pairs=EVAL_PAIRS,
+        template=EVAL_JUDGE_TEMPLATE,
+        max_length=EVAL["judge"]["max_length"],
+        batch_size=EVAL["judge"]["batch_size"],
+        n_resamples=EVAL["n_resamples"],
+        confidence=EVAL["confidence"],
+    script:
+        "../scripts/evaluation_judge.py"
+
+
+rule evaluation_matrix:
+    input:
+        # The design's cells run first, so "ran" is true for every one of them.
+        generations=[f"{GEN_DIR}/{c}.jsonl" for c in EVAL_CELL_IDS],
+        agents=lambda wc: [row["path"] for row in EVAL_AGENT_ROWS(wc)],
+    output:
+        matrix=f"{EVAL_DIR}/matrix.tsv",
+        prov=prov("evaluation_matrix"),
+    log:
+        log_path("evaluation_matrix"),
+    benchmark:
+        bench("evaluation_matrix")
+    conda:
+        "../envs/eval.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("evaluation_matrix"),
+    params:
+        all_models=EVAL_MATRIX_MODELS,
+        models=EVAL_MODELS,
+        prompts=list(EVAL_PROMPTS),
+        contexts=EVAL_CONTEXTS,
+        design=EVAL["design"],
+        reference=EVAL_REF,
+        agent_arms=EVAL_AGENT_ROWS,
+    script:
+        "../scripts/evaluation_matrix.py"
+
+
+rule evaluation_stats:
+    input:
+        metrics=[f"{METRICS_DIR}/{c}.jsonl" for c in EVAL_CELL_IDS],
+        nll=expand(f"{METRICS_DIR}/{{model}}/nll.jsonl", model=EVAL_AXIS_MODELS),
+        winrates=[f"{WIN_DIR}/{a}_vs_{b}.json" for a, b in EVAL_PAIRS],
+    output:
+        intervals=f"{STATS_DIR}/intervals.tsv",
+        comparisons=f"{STATS_DIR}/comparisons.tsv",
+        nll=f"{STATS_DIR}/nll.tsv",
+        nll_comparisons=f"{STATS_DIR}/nll_comparisons.tsv",
+        winrates=f"{STATS_DIR}/winrates.tsv",
+        stats=f"{STATS_DIR}/stats.json",
+        prov=prov("evaluation_stats"),
+    log:
+        log_path("evaluation_stats"),
+    benchmark:
+        bench("evaluation_stats")
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("evaluation_stats"),
+    params:
+        cells=EVAL_CELLS,
+        nll_models=EVAL_AXIS_MODELS,
+        design=EVAL["design"],
+        reference=EVAL_REF,
+        n_resamples=EVAL["n_resamples"],
+        confidence=EVAL["confidence"],
+        alpha=EVAL["alpha"],
+        judge_status=EVAL_JUDGE_STATUS,
+    script:
+        "../scripts/evaluation_stats.py"
+
+
+rule evaluation_summary:
+    input:
+        stats=f"{STATS_DIR}/stats.json",
+        matrix=f"{EVAL_DIR}/matrix.tsv",
+        test_items=EVAL_ITEMS,
+        human_key=f"{HUMAN_DIR}/key.csv",
+        human_agreement=f"{HUMAN_DIR}/agreement.json" if EVAL_SHEETS else [],
+    output:
+        summary=f"{EVAL_DIR}/summary.json",
+        tables=expand(
+            f"{EVAL_DIR}/tables/evaluation_{{name}}.tsv",
+            name=[
+                "matrix",
+                "metrics",
+                "secondary",
+                "cells",
+                "comparisons",
+                "comparisons_by_task",
+                "winrates",
+                "nll",
+            ],
+        ),
+        figures=expand(
+            f"{EVAL_DIR}/figures/evaluation_{{name}}.{{ext}}",
+            name=["primary_by_model", "factors"],
+            ext=["png", "pdf"],
+        ),
+        prov=prov("evaluation_summary"),
+    log:
+        log_path("evaluation_summary"),
+    benchmark:
+        bench("evaluation_summary")
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("evaluation_summary"),
+    params:
+        prompts=EVAL_PROMPTS,
+        sft_template=EVAL_SFT_TEMPLATE,
+    script:
+        "../scripts/evaluation_summary.py"
+
+
+rule evaluation_errors:
+    input:
+        generations=[f"{GEN_DIR}/{c}.jsonl" for c in EVAL_CELL_IDS],
+        metrics=[f"{METRICS_DIR}/{c}.jsonl" for c in EVAL_CELL_IDS],
+    output:
+        table=f"{ERRORS_DIR}/error_table.tsv",
+        summary=f"{ERRORS_DIR}/summary.json",
+        tables=expand(
+            f"{ERRORS_DIR}/tables/errors_{{name}}.tsv",
+            name=["counts", "by_cell", "examples"],
+        ),
+        prov=prov("evaluation_errors"),
+    log:
+        log_path("evaluation_errors"),
+    benchmark:
+        bench("evaluation_errors")
+    conda:
+        "../envs/eval.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("evaluation_errors"),
+    params:
+        cells=EVAL_CELLS,
+        reference=EVAL_REF,
+        overlong_factor=EVAL["errors"]["overlong_factor"],
+        overlong_slack_words=EVAL["errors"]["overlong_slack_words"],
+        examples_per_type=EVAL["errors"]["examples_per_type"],
+    script:
+        "../scripts/evaluation_errors.py"
+
+
+rule evaluation_human_sheet:
+    input:
+        test_items=EVAL_ITEMS,
+        generations=[EVAL_REF_GEN.format(model=m) for m in EVAL_AXIS_MODELS],
+        rubric=EVAL["human_eval"]["rubric"],
+    output:
+        sheet=f"{HUMAN_DIR}/sheet.csv",
+        key=f"{HUMAN_DIR}/key.csv",
+        prov=prov("evaluation_human_sheet"),
+    log:
+        log_path("evaluation_human_sheet"),
+    benchmark:
+        bench("evaluation_human_sheet")
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("evaluation_human_sheet"),
+    params:
+        models=EVAL_AXIS_MODELS,
+        n_items=EVAL["human_eval"]["items"],
+    script:
+        "../scripts/evaluation_human_sheet.py"
+
+
+rule evaluation_human_agreement:
+    input:
+        sheets=EVAL_SHEETS,
+        key=f"{HUMAN_DIR}/key.csv",
+        rubric=EVAL["human_eval"]["rubric"],
+    output:
+        agreement=f"{HUMAN_DIR}/agreement.json",
+        pairs=f"{HUMAN_DIR}/agreement.tsv",
+        prov=prov("evaluation_human_agreement"),
+    log:
+        log_path("evaluation_human_agreement"),
+    benchmark:
+        bench("evaluation_human_agreement")
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("evaluation_human_agreement"),
+    script:
+        "../scripts/evaluation_human_agreement.py"
+
+
+PROVENANCE.extend(
+    [
+        prov("evaluation_testset"),
+        *[
+            prov(f"evaluation_{step}-{c['model']}-{c['prompt']}-ctx{c['context']}")
+            for c in EVAL_CELLS
+            for step in ("generate", "score")
+        ],
+        *[prov(f"evaluation_nll-{m}") for m in EVAL_AXIS_MODELS],
+        *([prov("evaluation_judge")] if EVAL_PAIRS else []),
+        prov("evaluation_matrix"),
+        prov("evaluation_stats"),
+        prov("evaluation_summary"),
+        prov("evaluation_errors"),
+        prov("evaluation_human_sheet"),
+        *([prov("evaluation_human_agreement")] if EVAL_SHEETS else []),
+    ]
+)
+PAPER_INPUTS["evaluation"] = f"{EVAL_DIR}/summary.json"
+PAPER_INPUTS["errors"] = f"{ERRORS_DIR}/summary.json"
+ALL_TARGETS.extend([f"{EVAL_DIR}/matrix.tsv", f"{HUMAN_DIR}/sheet.csv"])

@@ -1,0 +1,24 @@
+"""Rule alignment_orpo: ORPO (trl.experimental.orpo) continuing the SFT adapter, no reference model."""
+
+from lmlab.core import launch
+from lmlab.alignment.train import train_orpo
+from lmlab.core.step import step
+
+with step(snakemake) as smk:
+    # DDP (accelerate launch) with hpc.gpus > 1 GPUs; otherwise training runs in this process.
+    launch.run(
+        train_orpo,
+        num_processes=launch.processes_for(smk.params.gpus),
+        launch_dir=f"{smk.params.work}/launch",
+        base_dir=smk.input.base,
+        sft_dir=smk.input.sft,
+        pairs_path=smk.input.pairs,
+        out_dir=smk.output.model,
+        work_root=smk.params.work,
+        train=smk.params.train,
+        beta=smk.params.beta,
+        max_length=smk.params.max_length,
+        seed=smk.config["seed"],
+        template=smk.params.template,
+        pairs_summary=smk.input.summary,
+    )

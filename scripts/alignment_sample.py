@@ -1,0 +1,16 @@
+"""Rule alignment_sample: k samples per training prompt from the SFT model, scored against the gold."""
+
+from lmlab.alignment.pairs import sample_onpolicy
+from lmlab.core.step import step
+
+with step(snakemake) as smk:
+    sample_onpolicy(
+        smk.input.base,
+        smk.input.sft,
+        smk.input.sft_train,
+        smk.output.samples,
+        smk.params.template,
+        max_prompt_tokens=smk.params.max_prompt_tokens,
+        seed=smk.config["seed"],
+        **smk.params.sampling,
+    )

@@ -1,7 +1,0 @@
-"""Rule eval_score: per-item metrics of one cell and their means by task family."""
-
-from lmlab.evaluate import score_cell
-from lmlab.step import step
-
-with step(snakemake) as smk:
-    score_cell(smk.input.generations, smk.output.per_item, smk.output.aggregate, smk.params.rouge_threshold)

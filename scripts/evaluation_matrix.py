@@ -1,0 +1,16 @@
+"""Rule evaluation_matrix: results/evaluation/matrix.tsv, every cell of the full factorial, in design or not, ran or not."""
+
+from lmlab.evaluation.cells import write_matrix
+from lmlab.core.step import step
+
+with step(snakemake) as smk:
+    write_matrix(
+        smk.output.matrix,
+        all_models=smk.params.all_models,
+        models=smk.params.models,
+        prompts=smk.params.prompts,
+        contexts=smk.params.contexts,
+        design=smk.params.design,
+        reference=smk.params.reference,
+        agent_arms=smk.params.agent_arms,
+    )

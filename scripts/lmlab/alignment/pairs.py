@@ -1,0 +1,432 @@
+"""Preference data for alignment: shipped pairs, on-policy pairs, and the heuristic scorer.
+
+Two sources of (prompt, chosen, rejected) pairs feed the reward model, DPO and ORPO:
+  - shipped: `preferences_train.jsonl`, hand-built pairs labelled with a failure mode;
+  - on-policy: k samples per training prompt (a seeded subset of `sft_train`) drawn from the
+    SFT model, scored against the gold answer (`gold_score`), and paired best-vs-worst when
+    the score margin clears a threshold (`build_onpolicy_pairs`).
+Every prompt is rendered with the SFT adapter's template (`lmlab.models.templates`), so the
+policy sees the same strings it was instruction-tuned on. A shipped pair's prompt is one
+string; it is rendered as the instruction of a row with no input (for the chat template:
+one user message).
+
+The heuristic scorer (`heuristic_score`) is the seed notebook's kind of reward: format
+validity, refusal appropriateness, a length penalty and a penalty for absolute-claim words.
+It needs no gold answer, so it can score any (prompt, response), and it is the baseline
+the learned reward model is compared against.
+"""
+
+import logging
+import random
+import re
+from collections import Counter
+
+from lmlab.evaluation import metrics
+from lmlab.data.validate import FAILURE_MODES
+from lmlab.core.io import read_jsonl, write_json, write_jsonl
+from lmlab.models.templates import render_prompt
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render_pair_prompt(prompt, task, template, tokenizer):
+    """A shipped pair's one-string prompt under the SFT template (chat: one user message)."""
+    return render_prompt({"instruction": prompt, "input": "", "task": task}, template, tokenizer)
+
+
+def prompt_tokens(tokenizer, text):
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def load_shipped_pairs(path, template, tokenizer, limit=None, seed=0, max_prompt_tokens=None):
+    """(pairs, n_too_long): shipped pairs as training rows.
+
+    Pairs whose rendered prompt is over `max_prompt_tokens` are left out first; `limit` then
+    keeps a seeded subset (in file order).
+    """
+    rows = []
+    too_long = 0
+    for r in read_jsonl(path):
+        prompt = render_pair_prompt(r["prompt"], r["task"], template, tokenizer)
+        if max_prompt_tokens and prompt_tokens(tokenizer, prompt) > max_prompt_tokens:
+            too_long += 1
+            continue
+        rows.append(
+            {
+                "id": r["id"],
+                "source": "shipped",
+                "task": r["task"],
+                "lang": r["lang"],
+                "failure_mode": r["failure_mode"],
+                "prompt_text": r["prompt"],
+                "prompt": prompt,
+                "chosen": r["chosen"],
+                "rejected": r["rejected"],
+            }
+        )
+    if limit is not None and limit < len(rows):
+        keep = set(random.Random(seed).sample(range(len(rows)), limit))
+        rows = [r for i, r in enumerate(rows) if i in keep]
+    return rows, too_long
+
+
+# --------------------------------------------------------------------------- heuristic scorer
+
+# Claim markers: words that assert more than a short answer can support. Absolute words
+# ("always", "guaranteed", "100%") as in the seed notebook's heuristic, plus superlatives and
+# appeals to authority ("the largest", "most", "experts", "official records"), which is how
+# unsupported additions to an answer usually read. English and Spanish, matched on whole
+# words after casefolding and stripping accents.
+ABSOLUTE_CLAIMS = (
+    "always", "never", "guaranteed", "guarantee", "definitely", "certainly", "undoubtedly",
+    "absolutely", "proven", "100%", "without a doubt", "clearly", "obviously",
+    "most", "largest", "biggest", "best", "greatest", "first", "strongly", "experts", "official",
+    "siempre", "nunca", "garantizado", "garantizada", "definitivamente", "indudablemente",
+    "absolutamente", "demostrado", "sin duda", "claramente", "obviamente",
+    "mas", "mayor", "mayoria", "mejor", "primera", "primer", "primero", "expertos", "oficial", "oficiales",
+)
+_CLAIMS = re.compile(r"(?<![\w%])(?:" + "|".join(re.escape(w) for w in ABSOLUTE_CLAIMS) + r")(?![\w%])")
+
+# Words a good answer of each task needs at most (the task's format rule in
+# lmlab.models.templates.FORMAT_CONSTRAINTS where it names one); longer answers pay a length penalty.
+LENGTH_BUDGET_WORDS = {
+    "json_extraction": 60,
+    "arithmetic": 4,
+    "sentiment": 2,
+    "summarization": 25,
+    "kb_qa": 12,
+    "long_context_qa": 12,
+    "refusal": 30,
+}
+DEFAULT_BUDGET_WORDS = 40
+
+# Weights of the heuristic's parts. Format and refusal are pass/fail, so they dominate;
+# length and claims are graded penalties, each capped at two units.
+HEURISTIC_WEIGHTS = {"format": 1.0, "refusal": 1.0, "length": 0.5, "claims": 0.5}
+
+_NUMBER_ONLY = re.compile(r"[-+\u2212]?\d+(?:[.,]\d+)?\.?")
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s", re.MULTILINE)
+
+
+def _strip_accents(text):
+    return metrics._strip_accents(text.casefold())
+
+
+def absolute_claims(text):
+    """How many claim markers the response uses."""
+    return len(_CLAIMS.findall(_strip_accents(text)))
+
+
+def format_valid(task, response):
+    """Does the response follow its task's declared output format (no gold needed)?
+
+    The rules are those of `lmlab.models.templates.FORMAT_CONSTRAINTS`: a JSON object only (a code
+    fence is tolerated), the final number only, one English label word, one sentence with no
+    list, a short one-line answer.
+    """
+    text = response.strip()
+    if not text:
+        return False
+    if task == "json_extraction":
+        parsed, value = metrics.parse_json_prediction(text)
+        return parsed and isinstance(value, dict)
+    if task == "arithmetic":
+        return _NUMBER_ONLY.fullmatch(text) is not None
+    if task == "sentiment":
+        return text.casefold() in metrics.SENTIMENT_LABELS
+    if task == "summarization":
+        return "\n" not in text and not _BULLET.search(text) and len(_SENTENCE_END.findall(text)) <= 1
+    if task in ("kb_qa", "long_context_qa"):
+        return "\n" not in text and len(text.split()) <= LENGTH_BUDGET_WORDS[task]
+    return True
+
+
+def heuristic_components(response, task):
+    words = len(response.split())
+    budget = LENGTH_BUDGET_WORDS.get(task, DEFAULT_BUDGET_WORDS)
+    refused = metrics.is_refusal(response)
+    should_refuse = task == "refusal"
+    return {
+        # A refusal is the right format for a refusal item and the wrong one elsewhere.
+        "format_ok": refused if should_refuse else (not refused and format_valid(task, response)),
+        "refusal_ok": refused == should_refuse,
+        "over_length": max(0.0, (words - budget) / budget),
+        "claims": absolute_claims(response),
+    }
+
+
+def heuristic_score(response, task):
+    """Gold-free reward: + format, + appropriate refusal, - length overrun, - absolute claims."""
+    c = heuristic_components(response, task)
+    w = HEURISTIC_WEIGHTS
+    return (
+        w["format"] * c["format_ok"]
+        + w["refusal"] * c["refusal_ok"]
+        - w["length"] * min(c["over_length"], 2.0)
+        - w["claims"] * min(c["claims"], 2)
+    )
+
+
+# --------------------------------------------------------------------------- gold scoring
+
+# Weights of the gold score of an on-policy sample: correctness first, then format, then a
+# penalty for answers far longer than the gold.
+GOLD_WEIGHTS = {"correct": 1.0, "format": 0.5, "over_long": 0.25}
+
+
+def gold_score(row, prediction):
+    """Score one sampled answer of an sft row against its gold (uses lmlab.evaluation.metrics).
+
+    Returns the score and why it lost points: `failure` is the first of wrong_format,
+    needless_refusal, factual_error, over_long that applies (None for a perfect answer).
+    """
+    meta = row.get("meta") or {}
+    scored = metrics.score_item({"task": row["task"], "prediction": prediction, "gold": row["output"], "meta": meta})
+    task = row["task"]
+    if task == "json_extraction":
+        fmt = bool(scored["json_valid"])
+    elif task == "refusal":
+        fmt = bool(scored["refused"])
+    else:
+        fmt = format_valid(task, prediction) and not scored["refused"]
+    gold_words = len(row["output"].split())
+    words = len(prediction.split())
+    over_long = words > max(2 * gold_words, gold_words + 10)
+    correct = bool(scored["correct"])
+    score = GOLD_WEIGHTS["correct"] * correct + GOLD_WEIGHTS["format"] * fmt - GOLD_WEIGHTS["over_long"] * over_long
+    if not fmt and not (scored["refused"] and not scored["should_refuse"]):
+        failure = "wrong_format"
+    elif scored["refused"] and not scored["should_refuse"]:
+        failure = "needless_refusal"
+    elif not correct:
+        failure = "factual_error"
+    elif over_long:
+        failure = "over_long"
+    else:
+        failure = None
+    return {"score": score, "correct": correct, "format_valid": fmt, "over_long": over_long,
+            "refused": bool(scored["refused"]), "words": words, "failure": failure}
+
+
+# --------------------------------------------------------------------------- on-policy pairs
+
+
+def select_prompts(rows, n, seed, keep=None):
+    """A seeded subset of n training rows, balanced over tasks (round-robin), in a fixed order.
+
+    `keep(row)` may reject rows (e.g. prompts over a token limit); it is called only on rows
+    that would otherwise be chosen. The on-policy sampler and both RLOO arms call this with
+    the same arguments (through `training_prompts`), so they see the same prompts.
+    """
+    by_task = {}
+    for row in rows:
+        by_task.setdefault(row["task"], []).append(row)
+    rng = random.Random(seed)
+    queues = []
+    for task in sorted(by_task):
+        items = list(by_task[task])
+        rng.shuffle(items)
+        queues.append(items)
+    chosen = []
+    while len(chosen) < n and any(queues):
+        for queue in queues:
+            while queue and len(chosen) < n:
+                row = queue.pop(0)
+                if keep is None or keep(row):
+                    chosen.append(row)
+                    break
+    return chosen
+
+
+def training_prompts(sft_train, n, seed, template, tokenizer, max_prompt_tokens=None):
+    """(rows, rendered prompts): the alignment stage's training prompts from sft_train.
+
+    Prompts longer than `max_prompt_tokens` (rendered) are skipped rather than cut, since
+    cutting a long document can remove the answer; the tasks that remain are recorded.
+    """
+    def fits(row):
+        if not max_prompt_tokens:
+            return True
+        text = render_prompt(row, template, tokenizer)
+        return prompt_tokens(tokenizer, text) <= max_prompt_tokens
+
+    rows = select_prompts(read_jsonl(sft_train), n, seed, keep=fits)
+    return rows, [render_prompt(r, template, tokenizer) for r in rows]
+
+
+def sample_completions(model, tokenizer, prompts, k, temperature, top_p, max_new_tokens, batch_size, seed=0):
+    """k sampled completions per prompt: [[{text, tokens_out, stopped_at_eos}] * k] * len(prompts).
+
+    Prompts are left-padded and batched in the given order; the generator is seeded once,
+    so the same prompts, batch size and seed give the same samples on CPU.
+    """
+    import torch
+
+    tokenizer.padding_side = "left"
+    device = next(model.parameters()).device
+    eos_ids = model.generation_config.eos_token_id or tokenizer.eos_token_id
+    eos_set = set(eos_ids if isinstance(eos_ids, list) else [eos_ids])
+    torch.manual_seed(seed)
+    out = []
+    for start in range(0, len(prompts), batch_size):
+        encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts[start : start + batch_size]]
+        inputs = tokenizer.pad({"input_ids": encoded}, padding=True, return_tensors="pt").to(device)
+        with torch.inference_mode():
+            generated = model.generate(
+                **inputs,
+                do_sample=True,
+                temperature=temperature,
+                top_p=top_p,
+                top_k=0,
+                num_return_sequences=k,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=eos_ids,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        new_tokens = generated[:, inputs["input_ids"].shape[1] :]
+        for i in range(len(encoded)):
+            samples = []
+            for j in range(k):
+                ids = new_tokens[i * k + j].tolist()
+                n_out = next((pos + 1 for pos, tok in enumerate(ids) if tok in eos_set), len(ids))
+                samples.append(
+                    {
+                        "text": tokenizer.decode(ids[:n_out], skip_special_tokens=True).strip(),
+                        "tokens_out": n_out,
+                        "stopped_at_eos": n_out > 0 and ids[n_out - 1] in eos_set,
+                    }
+                )
+            out.append(samples)
+    return out
+
+
+def build_onpolicy_pairs(samples, margin):
+    """Best-vs-worst pair per prompt where the gold-score margin is at least `margin`.
+
+    `samples`: rows {prompt_id, task, lang, prompt, sample_index, text, score, failure}, k per
+    prompt. Ties in score keep the earlier sample as best and the later one as worst; a pair
+    needs two different texts. The pair's failure mode is why the rejected sample lost.
+    """
+    by_prompt = {}
+    for s in samples:
+        by_prompt.setdefault(s["prompt_id"], []).append(s)
+    pairs = []
+    for prompt_id in sorted(by_prompt):
+        group = sorted(by_prompt[prompt_id], key=lambda s: s["sample_index"])
+        best = max(group, key=lambda s: s["score"])  # first maximum
+        worst = min(reversed(group), key=lambda s: s["score"])  # last minimum
+        gap = best["score"] - worst["score"]
+        if gap < margin or gap <= 0 or best["text"].strip() == worst["text"].strip():
+            continue
+        pairs.append(
+            {
+                "id": f"onpolicy-{prompt_id}",
+                "source": "onpolicy",
+                "task": best["task"],
+                "lang": best["lang"],
+                "failure_mode": worst["failure"] or "factual_error",
+                "prompt_text": best["prompt_text"],
+                "prompt": best["prompt"],
+                "chosen": best["text"],
+                "rejected": worst["text"],
+                "score_chosen": best["score"],
+                "score_rejected": worst["score"],
+                "margin": gap,
+            }
+        )
+    return pairs
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def sample_onpolicy(base_dir, sft_dir, sft_train, out_samples, template, prompts, k, temperature, top_p,
+                    max_new_tokens, batch_size, max_prompt_tokens=None, seed=0):
+    """Rule alignment_sample: k samples per selected sft_train prompt from the SFT model, gold-scored."""
+    from lmlab.models.base import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(sft_dir)
+    rows, rendered = training_prompts(sft_train, prompts, seed, template, tokenizer, max_prompt_tokens)
+    model = load_model(base_dir, sft_dir, merge=True)
+    log.info("sampling %d x %d completions (temperature %.2f)", len(rows), k, temperature)
+    sampled = sample_completions(model, tokenizer, rendered, k, temperature, top_p, max_new_tokens, batch_size,
+                                 seed=seed)
+    out = []
+    for row, prompt, group in zip(rows, rendered, sampled):
+        for j, sample in enumerate(group):
+            out.append(
+                {
+                    "prompt_id": row["id"],
+                    "task": row["task"],
+                    "lang": row["lang"],
+                    "prompt_text": row["instruction"],
+                    "prompt": prompt,
+                    "gold": row["output"],
+                    "sample_index": j,
+                    **sample,
+                    **gold_score(row, sample["text"]),
+                }
+            )
+    write_jsonl(out_samples, out)
+    return out
+
+
+def _counts(rows, key):
+    return dict(sorted(Counter(r[key] for r in rows).items()))
+
+
+def make_pairs(preferences_train, samples_path, base_dir, sft_dir, out_pairs, out_summary, template, sources,
+               margin, max_shipped=None, max_prompt_tokens=None, seed=0):
+    """Rule alignment_pairs: the training pairs of every pair-based method + pairs_summary.json."""
+    from lmlab.models.base import load_tokenizer
+
+    tokenizer = load_tokenizer(sft_dir)
+    pairs, summary = [], {"sources_used": list(sources), "template": template, "sft_adapter": str(sft_dir)}
+    shipped_all = read_jsonl(preferences_train)
+    shipped, too_long = load_shipped_pairs(preferences_train, template, tokenizer, max_shipped, seed,
+                                           max_prompt_tokens)
+    summary["max_prompt_tokens"] = max_prompt_tokens
+    summary["shipped"] = {
+        "available": len(shipped_all),
+        "prompt_too_long": too_long,
+        "pairs": len(shipped),
+        "used": "shipped" in sources,
+        "per_failure_mode": _counts(shipped, "failure_mode"),
+        "per_task": _counts(shipped, "task"),
+        "per_lang": _counts(shipped, "lang"),
+    }
+    samples = read_jsonl(samples_path)
+    onpolicy = build_onpolicy_pairs(samples, margin)
+    n_prompts = len({s["prompt_id"] for s in samples})
+    summary["onpolicy"] = {
+        "prompts": n_prompts,
+        "samples": len(samples),
+        "k": len(samples) // n_prompts if n_prompts else 0,
+        "margin_threshold": margin,
+        "pairs": len(onpolicy),
+        "kept_rate": len(onpolicy) / n_prompts if n_prompts else 0.0,
+        "used": "onpolicy" in sources,
+        "sample_correct_rate": sum(s["correct"] for s in samples) / len(samples) if samples else 0.0,
+        "sample_format_rate": sum(s["format_valid"] for s in samples) / len(samples) if samples else 0.0,
+        "sample_mean_score": sum(s["score"] for s in samples) / len(samples) if samples else 0.0,
+        "sample_failures": dict(sorted(Counter(s["failure"] or "none" for s in samples).items())),
+        "mean_margin": sum(p["margin"] for p in onpolicy) / len(onpolicy) if onpolicy else 0.0,
+        "per_failure_mode": _counts(onpolicy, "failure_mode"),
+        "per_task": _counts(onpolicy, "task"),
+        "per_lang": _counts(onpolicy, "lang"),
+    }
+    if "shipped" in sources:
+        pairs += shipped
+    if "onpolicy" in sources:
+        pairs += onpolicy
+    if not pairs:
+        raise ValueError("no training pairs: every selected source is empty (lower alignment.onpolicy.margin?)")
+    summary["total_pairs"] = len(pairs)
+    summary["per_failure_mode"] = {m: sum(p["failure_mode"] == m for p in pairs) for m in FAILURE_MODES}
+    summary["per_source"] = _counts(pairs, "source")
+    write_jsonl(out_pairs, pairs)
+    write_json(out_summary, summary)
+    return summary

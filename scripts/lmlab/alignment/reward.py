@@ -1,0 +1,264 @@
+"""Reward models: the learned one (TRL RewardTrainer, LoRA on a sequence-classification head
+over the base) and its evaluation against the heuristic baseline on held-out pairs.
+
+The learned reward model reads the rendered prompt + response + EOS (the same strings DPO
+and ORPO train on) and returns one scalar, taken at the last non-pad token. SmolLM2's pad
+token is its EOS, so that is the last response token. Over `max_length` tokens, the input
+keeps the start of the response (at most half the budget) and the end of the prompt
+(`rm_input_ids`), in training, held-out scoring and RLOO's reward callback alike, so the
+three agree; TRL's own handling (drop the pair) would remove most over-long rejections.
+
+Pairwise accuracy on preferences_test is the share of pairs where the scorer gives the
+chosen response the higher score; a tie counts one half (what a coin flip would get), and
+the tie rate is reported beside it. Intervals are bootstrap intervals (`lmlab.core.stats`).
+"""
+
+import logging
+import time
+
+from lmlab.alignment.train import (
+    StopOnSignal,
+    common_args,
+    finish,
+    hardware_line,
+    kv_lines,
+    run_trainer,
+    work_dir_for,
+)
+from lmlab.data.validate import FAILURE_MODES
+from lmlab.core.io import read_jsonl, write_json, write_jsonl
+
+log = logging.getLogger(__name__)
+
+RM_LOG_KEYS = ("loss", "accuracy", "margin", "mean_reward")
+
+
+def load_reward_model(base_dir, adapter_dir, device=None, dtype=None):
+    """(model, tokenizer): the base as a 1-label sequence classifier + the reward LoRA, eval mode."""
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    from lmlab.models.base import load_tokenizer, pick_device_dtype
+
+    if device is None or dtype is None:
+        device, dtype = pick_device_dtype()
+    tokenizer = load_tokenizer(adapter_dir, padding_side="right")
+    model = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1, dtype=dtype)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model = PeftModel.from_pretrained(model, adapter_dir)
+    model = model.merge_and_unload()
+    model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def rm_input_ids(tokenizer, prompt, response, max_length):
+    """Token ids of prompt + response + EOS, fitted into max_length: the response keeps its
+    start (at most max_length // 2 tokens, EOS last), the prompt its end."""
+    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+    eos = tokenizer.eos_token_id
+    if not response_ids or response_ids[-1] != eos:
+        response_ids = response_ids + [eos]
+    budget = max_length // 2
+    if len(response_ids) > budget:
+        response_ids = response_ids[: budget - 1] + [eos]
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    room = max_length - len(response_ids)
+    return (prompt_ids[-room:] if room > 0 else []) + response_ids
+
+
+def reward_scores(model, tokenizer, prompts, responses, max_length, batch_size=16):
+    """One float per (prompt, response): the reward model's score of rm_input_ids, in input order.
+
+    Batches are formed in length order (less padding: one long text no longer pads a whole
+    batch to its length); right padding leaves every real token's score unchanged."""
+    import torch
+
+    device = next(model.parameters()).device
+    sequences = [rm_input_ids(tokenizer, p, r, max_length) for p, r in zip(prompts, responses)]
+    order = sorted(range(len(sequences)), key=lambda i: (len(sequences[i]), i))
+    scores = [None] * len(sequences)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        width = max(len(sequences[i]) for i in chunk)
+        input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, i in enumerate(chunk):
+            input_ids[row, : len(sequences[i])] = torch.tensor(sequences[i])
+            attention[row, : len(sequences[i])] = 1
+        with torch.inference_mode():
+            logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
+        for i, value in zip(chunk, logits[:, 0].float().cpu()):
+            scores[i] = float(value)
+    return scores
+
+
+def train_reward_model(base_dir, pairs_path, out_dir, work_root, reward, max_length, seed, template="chat",
+                       pairs_summary=None, callbacks=()):
+    """Rule alignment_reward: LoRA (task SEQ_CLS) on a 1-label sequence-classification head over the base."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForSequenceClassification
+    from trl import RewardConfig, RewardTrainer
+
+    from lmlab.models.base import load_tokenizer, pick_device_dtype
+
+    device, dtype = pick_device_dtype()
+    config = {"method": "reward_model", "reward": dict(reward), "max_length": max_length, "seed": seed,
+              "pairs": str(pairs_path), "base": str(base_dir)}
+    work_dir = work_dir_for(work_root, config, [base_dir, pairs_path])
+    stopper = StopOnSignal()
+    tokenizer = load_tokenizer(base_dir, padding_side="right")
+    rows = read_jsonl(pairs_path)
+    # Pre-tokenised (chosen_ids / rejected_ids), so TRL keeps every pair and uses our fitting.
+    dataset = Dataset.from_list(
+        [
+            {
+                "chosen_ids": rm_input_ids(tokenizer, r["prompt"], r["chosen"], max_length),
+                "rejected_ids": rm_input_ids(tokenizer, r["prompt"], r["rejected"], max_length),
+            }
+            for r in rows
+        ]
+    )
+    model = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1, dtype=dtype)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    lora = LoraConfig(
+        task_type="SEQ_CLS",
+        r=reward["lora_r"],
+        lora_alpha=reward["lora_alpha"],
+        lora_dropout=reward["lora_dropout"],
+        target_modules=list(reward["target_modules"]),
+    )
+    train = {k: reward[k] for k in ("steps", "learning_rate", "save_steps", "logging_steps") if k in reward}
+    args = RewardConfig(**common_args(train, work_dir, seed, device), per_device_train_batch_size=reward["batch_size"],
+                        max_length=max_length)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                            peft_config=lora, callbacks=[*callbacks, stopper])
+    started = time.perf_counter()
+    run = run_trainer(trainer, work_dir, stopper)
+    sources = {}
+    for r in rows:
+        sources[r["source"]] = sources.get(r["source"], 0) + 1
+    cost = {"device": device, "hardware": hardware_line(device), "wall_s": time.perf_counter() - started, **run,
+            "world_size": trainer.args.world_size, "train_pairs": len(trainer.train_dataset), "pairs_in_file": len(rows)}
+    sections = [
+        ("Start point", [
+            f"- base `{base_dir}` as `AutoModelForSequenceClassification(num_labels=1)` (a new linear "
+            "`score` head) + a new LoRA (`task_type=SEQ_CLS`; the head is trained and saved with the adapter).",
+            "- trained with TRL's RewardTrainer (Bradley-Terry loss -log sigmoid(r_chosen - r_rejected)).",
+            f"- input text: prompt rendered with the `{template}` template + response + EOS; score at the last "
+            "non-pad token.",
+            "- load: `lmlab.alignment.reward.load_reward_model(BASE, this_folder)`.",
+        ]),
+        ("Data", [f"- training pairs: {len(trainer.train_dataset)} of {len(rows)} in `{pairs_path}`; per source: "
+                  f"{sources}. Inputs over {max_length} tokens keep the response start and the prompt end "
+                  "(`lmlab.alignment.reward.rm_input_ids`).",
+                  *([f"- pair summary: `{pairs_summary}`"] if pairs_summary else [])]),
+        ("Config", kv_lines(config)),
+        ("Hardware", [f"- {hardware_line(device)}", f"- seed {seed}"]),
+    ]
+    return finish(trainer, trainer.model, tokenizer, out_dir, work_dir, "Reward model (LoRA, sequence classification)",
+                  sections, config, RM_LOG_KEYS, cost)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def pairwise_outcome(score_chosen, score_rejected):
+    """1 if the chosen response scores higher, 0.5 on a tie, 0 otherwise."""
+    if score_chosen > score_rejected:
+        return 1.0
+    if score_chosen == score_rejected:
+        return 0.5
+    return 0.0
+
+
+def accuracy_table(items, scorers, n_resamples, confidence, seed):
+    """{scorer: {group: {estimate, low, high, n, method, ties}}} for "all" and each failure mode."""
+    from lmlab.core.stats import bootstrap_ci
+
+    groups = {"all": items}
+    for mode in FAILURE_MODES:
+        subset = [it for it in items if it["failure_mode"] == mode]
+        if subset:
+            groups[mode] = subset
+    out = {}
+    for scorer in scorers:
+        out[scorer] = {}
+        for group, rows in groups.items():
+            values = [r[f"{scorer}_outcome"] for r in rows]
+            ci = bootstrap_ci(values, n_resamples=n_resamples, confidence=confidence, seed=seed)
+            ci["ties"] = sum(v == 0.5 for v in values) / len(values)
+            out[scorer][group] = ci
+    return out
+
+
+def stratified_subset(rows, max_rows, seed, key="failure_mode"):
+    """A seeded subset of at most max_rows rows with the groups of `key` as equal as possible,
+    in file order (None or a large max_rows keeps every row)."""
+    import random
+
+    if max_rows is None or max_rows >= len(rows):
+        return list(rows)
+    groups = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(row[key], []).append(i)
+    rng = random.Random(seed)
+    for indices in groups.values():
+        rng.shuffle(indices)
+    keep, names = set(), sorted(groups)
+    while len(keep) < max_rows:
+        for name in names:
+            if groups[name] and len(keep) < max_rows:
+                keep.add(groups[name].pop())
+    return [row for i, row in enumerate(rows) if i in keep]
+
+
+def evaluate_reward_models(base_dir, reward_dir, preferences_test, out_json, out_items, template, max_length,
+                           n_resamples=2000, confidence=0.95, seed=0, max_pairs=None):
+    """Rule alignment_reward_eval: pairwise accuracy of heuristic and learned scorers on preferences_test
+    (all pairs, or a seeded subset of `max_pairs` balanced over failure modes)."""
+    from lmlab.alignment.pairs import heuristic_score, render_pair_prompt
+    from lmlab.core.stats import paired_bootstrap_diff
+
+    model, tokenizer = load_reward_model(base_dir, reward_dir)
+    all_rows = read_jsonl(preferences_test)
+    rows = stratified_subset(all_rows, max_pairs, seed)
+    prompts = [render_pair_prompt(r["prompt"], r["task"], template, tokenizer) for r in rows]
+    chosen = reward_scores(model, tokenizer, prompts, [r["chosen"] for r in rows], max_length)
+    rejected = reward_scores(model, tokenizer, prompts, [r["rejected"] for r in rows], max_length)
+    items = []
+    for r, c, j in zip(rows, chosen, rejected):
+        hc, hr = heuristic_score(r["chosen"], r["task"]), heuristic_score(r["rejected"], r["task"])
+        items.append(
+            {
+                "id": r["id"],
+                "task": r["task"],
+                "lang": r["lang"],
+                "failure_mode": r["failure_mode"],
+                "heuristic_chosen": hc,
+                "heuristic_rejected": hr,
+                "heuristic_outcome": pairwise_outcome(hc, hr),
+                "learned_chosen": c,
+                "learned_rejected": j,
+                "learned_outcome": pairwise_outcome(c, j),
+            }
+        )
+    table = accuracy_table(items, ("heuristic", "learned"), n_resamples, confidence, seed)
+    diff = paired_bootstrap_diff([it["learned_outcome"] for it in items], [it["heuristic_outcome"] for it in items],
+                                 n_resamples=n_resamples, confidence=confidence, seed=seed)
+    result = {
+        "n_pairs": len(items),
+        "n_available": len(all_rows),
+        "accuracy": table,
+        "learned_minus_heuristic": diff,
+        "tie_rule": "a tie counts 0.5",
+        "bootstrap": {"resamples": n_resamples, "confidence": confidence, "seed": seed},
+        "template": template,
+        "max_length": max_length,
+        "reward_model": str(reward_dir),
+        "test_file": str(preferences_test),
+    }
+    write_jsonl(out_items, items)
+    write_json(out_json, result)
+    return result

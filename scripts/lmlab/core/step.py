@@ -1,0 +1,67 @@
+"""The wiring every step script shares: log file, threads, seed, and provenance on success.
+
+    from lmlab.core.step import step
+    with step(snakemake) as ctx:
+        library_function(ctx.input.x, ctx.output.y, **ctx.params.kw)
+
+On success the rule's `prov` output gets the provenance record; on failure the exception
+is logged and re-raised, and Snakemake removes the declared outputs.
+"""
+
+import contextlib
+import logging
+import os
+import sys
+import time
+
+from lmlab.core.errors import InputError
+from lmlab.core.provenance import build_record, write_record
+from lmlab.core.seeding import seed_everything
+
+
+def _set_threads(threads):
+    # Tokenizers' own thread pool and torch's intra-op pool both honour the rule's threads.
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+
+
+@contextlib.contextmanager
+def step(smk):
+    started = time.time()
+    log_path = smk.log[0] if smk.log else None
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", handlers=handlers, force=True
+    )
+    seed = int(smk.config.get("seed", 0))
+    _set_threads(max(1, int(smk.threads)))
+    seed_everything(seed)
+    log = logging.getLogger(smk.rule)
+    try:
+        yield smk
+    except InputError as err:
+        # Bad input is the user's to fix: one line naming file, line and field, no traceback.
+        for handler in handlers[1:]:
+            handler.stream.write(f"InputError: {err}\n")
+        print(f"InputError: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except Exception:
+        log.exception("step %s failed", smk.rule)
+        raise
+    prov = getattr(smk.output, "prov", None)
+    outputs = [p for p in smk.output if p != prov]
+    params = dict(smk.params.items())
+    record = build_record(
+        smk.rule, list(smk.input), outputs, params, smk.config, seed, started, smk.wildcards.items()
+    )
+    if prov:
+        write_record(prov, record)
+    log.info("done in %.1f s", time.time() - started)

