@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: setup paper test system-deps lint clean
+.PHONY: setup paper test verify system-deps lint clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 
 paper: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
+
+# Re-hash everything the paper lists against the files on disk (run after `make paper`).
+verify: $(STAMP)
+	$(BIN)/snakemake --cores 1 paper_verify
 
 # Chromium (paper browser check) and SLURM (real cluster test) come from Debian's packages.
 system-deps:

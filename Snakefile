@@ -5,7 +5,7 @@ import sys
 from snakemake.utils import min_version, validate
 
 sys.path.insert(0, f"{workflow.basedir}/scripts")
-from lmlab.core.config import check_config
+from lmlab.core.config import check_config, check_rules
 
 min_version("9.0")
 
@@ -17,9 +17,11 @@ if not workflow.config_settings.configfiles:
     configfile: "config/config.yaml"
 
 
-# One-line error for an unknown key or a wrong type, then validate() fills the defaults.
+# One-line error for an unknown key or a wrong type, then validate() fills the defaults,
+# then the rules that tie sections together: every config check is here, before any job.
 check_config(config, f"{workflow.basedir}/config/schema.yaml")
 validate(config, "config/schema.yaml")
+check_rules(config)
 
 
 include: "rules/common.smk"

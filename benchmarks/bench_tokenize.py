@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from lmlab.context.study import DATASET_KINDS  # noqa: E402
+from lmlab.context.examples import DATASET_KINDS  # noqa: E402
 from lmlab.core.io import read_jsonl  # noqa: E402
 from lmlab.context.tokenizers import example_text  # noqa: E402
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check (issue 9): on a CUDA machine, run the real SFT rule twice on the same model and
+# GPU check: on a CUDA machine, run the real SFT rule twice on the same model and
 # data, once with QLoRA (4-bit NF4 + double quantisation, bf16 compute, bitsandbytes) and
 # once with 16-bit LoRA, and print peak GPU memory and training tokens/s of each from the
 # adapters' cost.json. Usage (repository root, venv set up, bitsandbytes installed):

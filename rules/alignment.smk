@@ -1,32 +1,17 @@
-# Alignment from the SFT adapter (issue 5): preference pairs (shipped + on-policy), the
-# heuristic and learned reward models, DPO (+ beta sweep), ORPO, RLOO with a learned and a
-# verifiable reward, and the stage summary. Every policy starts from the same SFT adapter
-# and trains under config["alignment"]["train"] (same seed, prompts, steps, batch, lr).
-PREF = config["alignment"]
-PREF_TEMPLATE = PREF["sft_template"]
-SFT_START = f"{RESULTS}/models/sft/{PREF_TEMPLATE}"
+# Alignment from the SFT adapter: preference pairs (shipped + on-policy), the heuristic and
+# learned reward models, DPO (+ beta sweep), ORPO, RLOO with a learned and a verifiable
+# reward, and the stage summary. Every policy starts from the same SFT adapter and trains
+# under config["alignment"]["train"] (same seed, prompts, steps, batch, lr).
+ALIGN = config["alignment"]
+ALIGN_TEMPLATE = alignment_template()
+SFT_START = sft_adapter(ALIGN_TEMPLATE)
 ALIGN_DIR = f"{RESULTS}/alignment"
 # Checkpoints of unfinished training runs live here (not a declared output, so a killed
 # job's checkpoints survive Snakemake's cleanup and the rerun resumes from them).
-PREF_WORK = f"{RESULTS}/work/alignment"
-REWARD_MODEL = f"{RESULTS}/models/reward/{PREF_TEMPLATE}"
-
-
-# The main beta first, then the sweep; "0.1" not "0.10000" in paths.
-DPO_BETAS = list(
-    dict.fromkeys(f"{b:g}" for b in [PREF["dpo"]["beta"], *PREF["dpo"]["beta_sweep"]])
-)
-DPO_MODELS = {b: f"{RESULTS}/models/dpo/{PREF_TEMPLATE}-beta{b}" for b in DPO_BETAS}
-RLOO_MODELS = {
-    arm: f"{RESULTS}/models/rloo_{arm}/{PREF_TEMPLATE}" for arm in PREF["rloo"]["arms"]
-}
-# The aligned policies, each a LoRA adapter loadable with load_model(BASE, adapter_dir);
-# the evaluation stage reads this dict (name -> adapter folder).
-ALIGNED_MODELS = {
-    "dpo": DPO_MODELS[DPO_BETAS[0]],
-    "orpo": f"{RESULTS}/models/orpo/{PREF_TEMPLATE}",
-    **{f"rloo_{arm}": path for arm, path in RLOO_MODELS.items()},
-}
+ALIGN_WORK = f"{RESULTS}/work/alignment"
+DPO_BETAS = dpo_betas()
+DPO_MODELS = {b: dpo_adapter(b) for b in DPO_BETAS}
+RLOO_MODELS = {arm: rloo_adapter(arm) for arm in ALIGN["rloo"]["arms"]}
 
 
 wildcard_constraints:
@@ -52,9 +37,9 @@ rule alignment_sample:
     resources:
         **gpu_resources("alignment_sample"),
     params:
-        template=PREF_TEMPLATE,
-        sampling={k: v for k, v in PREF["onpolicy"].items() if k != "margin"},
-        max_prompt_tokens=PREF["max_prompt_tokens"],
+        template=ALIGN_TEMPLATE,
+        sampling={k: v for k, v in ALIGN["onpolicy"].items() if k != "margin"},
+        max_prompt_tokens=ALIGN["max_prompt_tokens"],
     script:
         "../scripts/alignment_sample.py"
 
@@ -79,11 +64,11 @@ rule alignment_pairs:
     resources:
         **cpu_resources("alignment_pairs"),
     params:
-        template=PREF_TEMPLATE,
-        sources=PREF["pair_sources"],
-        margin=PREF["onpolicy"]["margin"],
-        max_shipped=PREF["max_shipped_pairs"],
-        max_prompt_tokens=PREF["max_prompt_tokens"],
+        template=ALIGN_TEMPLATE,
+        sources=ALIGN["pair_sources"],
+        margin=ALIGN["onpolicy"]["margin"],
+        max_shipped=ALIGN["max_shipped_pairs"],
+        max_prompt_tokens=ALIGN["max_prompt_tokens"],
     script:
         "../scripts/alignment_pairs.py"
 
@@ -94,7 +79,7 @@ rule alignment_reward:
         summary=f"{ALIGN_DIR}/pairs_summary.json",
         base=BASE,
     output:
-        model=directory(REWARD_MODEL),
+        model=directory(reward_model()),
         prov=prov("alignment_reward"),
     log:
         log_path("alignment_reward"),
@@ -106,10 +91,10 @@ rule alignment_reward:
     resources:
         **gpu_resources("alignment_reward"),
     params:
-        reward=PREF["reward"],
-        template=PREF_TEMPLATE,
-        max_length=PREF["max_length"],
-        work=f"{PREF_WORK}/reward",
+        reward=ALIGN["reward"],
+        template=ALIGN_TEMPLATE,
+        max_length=ALIGN["max_length"],
+        work=f"{ALIGN_WORK}/reward",
         gpus=config["hpc"]["gpus"],
     script:
         "../scripts/alignment_reward.py"
@@ -117,7 +102,7 @@ rule alignment_reward:
 
 rule alignment_reward_eval:
     input:
-        model=REWARD_MODEL,
+        model=reward_model(),
         preferences_test=data_path("preferences_test"),
         base=BASE,
     output:
@@ -134,10 +119,10 @@ rule alignment_reward_eval:
     resources:
         **gpu_resources("alignment_reward_eval"),
     params:
-        template=PREF_TEMPLATE,
-        max_length=PREF["max_length"],
-        bootstrap=PREF["bootstrap"],
-        max_pairs=PREF["reward"]["eval_pairs"],
+        template=ALIGN_TEMPLATE,
+        max_length=ALIGN["max_length"],
+        bootstrap=ALIGN["bootstrap"],
+        max_pairs=ALIGN["reward"]["eval_pairs"],
     script:
         "../scripts/alignment_reward_eval.py"
 
@@ -149,7 +134,7 @@ rule alignment_dpo:
         base=BASE,
         sft=SFT_START,
     output:
-        model=directory(f"{RESULTS}/models/dpo/{PREF_TEMPLATE}-beta{{beta}}"),
+        model=directory(dpo_adapter("{beta}")),
         prov=prov("alignment_dpo-beta{beta}"),
     log:
         log_path("alignment_dpo-beta{beta}"),
@@ -161,12 +146,12 @@ rule alignment_dpo:
     resources:
         **gpu_resources("alignment_dpo"),
     params:
-        train=PREF["train"],
-        loss_type=PREF["dpo"]["loss_type"],
-        sft_weight=PREF["dpo"]["sft_weight"],
-        template=PREF_TEMPLATE,
-        max_length=PREF["max_length"],
-        work=f"{PREF_WORK}/dpo-beta{{beta}}",
+        train=ALIGN["train"],
+        loss_type=ALIGN["dpo"]["loss_type"],
+        sft_weight=ALIGN["dpo"]["sft_weight"],
+        template=ALIGN_TEMPLATE,
+        max_length=ALIGN["max_length"],
+        work=f"{ALIGN_WORK}/dpo-beta{{beta}}",
         gpus=config["hpc"]["gpus"],
     script:
         "../scripts/alignment_dpo.py"
@@ -179,7 +164,7 @@ rule alignment_orpo:
         base=BASE,
         sft=SFT_START,
     output:
-        model=directory(ALIGNED_MODELS["orpo"]),
+        model=directory(aligned_models()["orpo"]),
         prov=prov("alignment_orpo"),
     log:
         log_path("alignment_orpo"),
@@ -191,11 +176,11 @@ rule alignment_orpo:
     resources:
         **gpu_resources("alignment_orpo"),
     params:
-        train=PREF["train"],
-        beta=PREF["orpo"]["beta"],
-        template=PREF_TEMPLATE,
-        max_length=PREF["max_length"],
-        work=f"{PREF_WORK}/orpo",
+        train=ALIGN["train"],
+        beta=ALIGN["orpo"]["beta"],
+        template=ALIGN_TEMPLATE,
+        max_length=ALIGN["max_length"],
+        work=f"{ALIGN_WORK}/orpo",
         gpus=config["hpc"]["gpus"],
     script:
         "../scripts/alignment_orpo.py"
@@ -204,12 +189,12 @@ rule alignment_orpo:
 rule alignment_rloo:
     input:
         # Only the learned-reward arm depends on the reward model.
-        unpack(lambda wc: {"reward_model": REWARD_MODEL} if wc.arm == "rm" else {}),
+        unpack(lambda wc: {"reward_model": reward_model()} if wc.arm == "rm" else {}),
         sft_train=data_path("sft_train"),
         base=BASE,
         sft=SFT_START,
     output:
-        model=directory(f"{RESULTS}/models/rloo_{{arm}}/{PREF_TEMPLATE}"),
+        model=directory(rloo_adapter("{arm}")),
         prov=prov("alignment_rloo_{arm}"),
     log:
         log_path("alignment_rloo_{arm}"),
@@ -221,15 +206,15 @@ rule alignment_rloo:
     resources:
         **gpu_resources("alignment_rloo"),
     params:
-        train=PREF["train"],
-        template=PREF_TEMPLATE,
+        train=ALIGN["train"],
+        template=ALIGN_TEMPLATE,
         rloo={
-            **{k: v for k, v in PREF["rloo"].items() if k != "arms"},
-            "prompts": PREF["onpolicy"]["prompts"],
-            "max_prompt_tokens": PREF["max_prompt_tokens"],
-            "reward_max_length": PREF["max_length"],
+            **{k: v for k, v in ALIGN["rloo"].items() if k != "arms"},
+            "prompts": ALIGN["onpolicy"]["prompts"],
+            "max_prompt_tokens": ALIGN["max_prompt_tokens"],
+            "reward_max_length": ALIGN["max_length"],
         },
-        work=f"{PREF_WORK}/rloo_{{arm}}",
+        work=f"{ALIGN_WORK}/rloo_{{arm}}",
         gpus=config["hpc"]["gpus"],
     script:
         "../scripts/alignment_rloo.py"
@@ -239,9 +224,9 @@ rule alignment_summary:
     input:
         pairs_summary=f"{ALIGN_DIR}/pairs_summary.json",
         reward_accuracy=f"{ALIGN_DIR}/reward_accuracy.json",
-        reward_model=REWARD_MODEL,
+        reward_model=reward_model(),
         dpo=list(DPO_MODELS.values()),
-        orpo=ALIGNED_MODELS["orpo"],
+        orpo=aligned_models()["orpo"],
         rloo=list(RLOO_MODELS.values()),
     output:
         summary=f"{ALIGN_DIR}/summary.json",
@@ -262,12 +247,12 @@ rule alignment_summary:
         rloo_arms=list(RLOO_MODELS),
         main_beta=DPO_BETAS[0],
         protocol={
-            "sft_template": PREF_TEMPLATE,
-            "train": PREF["train"],
-            "max_length": PREF["max_length"],
-            "pair_sources": PREF["pair_sources"],
-            "onpolicy_prompts": PREF["onpolicy"]["prompts"],
-            "dpo": PREF["dpo"],
+            "sft_template": ALIGN_TEMPLATE,
+            "train": ALIGN["train"],
+            "max_length": ALIGN["max_length"],
+            "pair_sources": ALIGN["pair_sources"],
+            "onpolicy_prompts": ALIGN["onpolicy"]["prompts"],
+            "dpo": ALIGN["dpo"],
         },
     script:
         "../scripts/alignment_summary.py"

@@ -32,6 +32,95 @@ def data_path(name):
 BASE = f"{RESULTS}/models/base/{config['base_model']['name']}"
 
 
+# ---- which models this config trains: facts every stage needs, computed from the config
+# alone, so no rules file depends on another one's globals or on include order.
+
+
+def sft_adapter(template):
+    """The SFT adapter folder of a prompt template."""
+    return f"{RESULTS}/models/sft/{template}"
+
+
+def alignment_template():
+    """The template of the SFT adapter every aligned policy starts from (and is prompted with)."""
+    return config["alignment"]["sft_template"]
+
+
+def dpo_betas():
+    """The main DPO beta first, then the sweep; "0.1" not "0.10000" in paths."""
+    dpo = config["alignment"]["dpo"]
+    return list(dict.fromkeys(f"{b:g}" for b in [dpo["beta"], *dpo["beta_sweep"]]))
+
+
+def dpo_adapter(beta):
+    return f"{RESULTS}/models/dpo/{alignment_template()}-beta{beta}"
+
+
+def rloo_adapter(arm):
+    return f"{RESULTS}/models/rloo_{arm}/{alignment_template()}"
+
+
+def reward_model():
+    """The learned reward model (the evaluation stage's judge)."""
+    return f"{RESULTS}/models/reward/{alignment_template()}"
+
+
+def aligned_models():
+    """{name: adapter folder} of the aligned policies, each loadable on top of BASE."""
+    return {
+        "dpo": dpo_adapter(dpo_betas()[0]),
+        "orpo": f"{RESULTS}/models/orpo/{alignment_template()}",
+        **{
+            f"rloo_{arm}": rloo_adapter(arm)
+            for arm in config["alignment"]["rloo"]["arms"]
+        },
+    }
+
+
+def trained_models(sft_template):
+    """{name: adapter folder, "" for the base alone} of every model a stage can run: the
+    base, the SFT adapter of `sft_template` (when that template is trained) and the
+    aligned policies."""
+    models = {"base": ""}
+    if sft_template in config["templates"]:
+        models["sft"] = sft_adapter(sft_template)
+    models.update(aligned_models())
+    return models
+
+
+def agent_models():
+    """(models that run, {model: why it is skipped}) of the agents stage; "rloo" in
+    agents.models stands for every RLOO arm the alignment stage trains."""
+    available = trained_models(alignment_template())
+    requested = []
+    for name in config["agents"]["models"]:
+        if name == "rloo":
+            requested += [k for k in available if k.startswith("rloo_")] or ["rloo"]
+        else:
+            requested.append(name)
+    requested = list(dict.fromkeys(requested))
+    trained = ", ".join(k for k in available if k != "base") or "none"
+    skipped = {
+        m: f"no adapter: the stage that trains {m!r} is not configured (trained here: {trained})"
+        for m in requested
+        if m not in available
+    }
+    for name in ("base", "sft", *aligned_models()):
+        if name not in requested:
+            skipped[name] = "not in agents.models in this config"
+    return [m for m in requested if m in available], skipped
+
+
+def agent_runs():
+    """(model, arm) of every agents_run job."""
+    models, _ = agent_models()
+    return [(m, a) for m in models for a in config["agents"]["arms"]]
+
+
+def agent_metrics(model, arm):
+    return f"{RESULTS}/agents/{model}/{arm}/metrics.json"
+
+
 def cpu_resources(rule_name):
     """SLURM resources of a CPU rule, from config["hpc"] (+ per-rule overrides)."""
     hpc = config["hpc"]

@@ -1,4 +1,4 @@
-# Tokenization and context-window study (issue 4).
+# Tokenization and context-window study.
 #
 # Targets:
 #   snakemake --cores 2 results/context/summary.json    the whole stage (paper input)
@@ -8,7 +8,7 @@
 #   snakemake --cores 2 results/context/bpb/bpe-1000.json    one tiny LM's bits per byte
 #   snakemake --cores 2 results/context/tokenizers/bpe-8000/tokenizer.json
 # Knobs: config["context"] (config/schema.yaml documents each key) and config["templates"].
-from lmlab.context.study import FIGURES as CTX_FIGURES, TABLES as CTX_TABLES
+from lmlab.context.report import FIGURES as CTX_FIGURES, TABLES as CTX_TABLES
 
 CTX = f"{RESULTS}/context"
 CTX_CFG = config["context"]
@@ -23,12 +23,6 @@ CTX_DATA = [
 ]
 CTX_BPE = [f"bpe-{v}" for v in CTX_CFG["bpe_vocab_sizes"]]
 CTX_LMS = CTX_CFG["bpb"]["tokenizers"]
-for _lm in CTX_LMS:
-    if _lm != "bytes" and _lm not in CTX_BPE:
-        raise ValueError(
-            f"config: context.bpb.tokenizers: {_lm!r} is not trained; "
-            f"add its size to context.bpe_vocab_sizes ({CTX_BPE})"
-        )
 CTX_STATS_FILES = ["examples.tsv", "templates.tsv", "truncation.tsv", "windows.tsv"]
 CTX_SHARED = dict(
     stride_fraction=CTX_CFG["stride_fraction"],

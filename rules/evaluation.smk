@@ -1,11 +1,12 @@
-# Experiment matrix, metrics, win rates, statistics, errors (issue 6; rules/evaluation.smk).
+# Experiment matrix, metrics, win rates, statistics, errors.
 # Cells: results/evaluation/generations/{model}/{prompt}/ctx{context}.jsonl -> results/evaluation/metrics/... ->
 # results/evaluation/stats/ -> results/evaluation/summary.json (paper section "evaluation"); errors ->
 # results/evaluation/errors/ (section "errors"); the blind human-evaluation sheet -> results/evaluation/human_eval/.
-from lmlab.evaluation.cells import (
+from lmlab.evaluation.design import (
     baseline_of,
     cell_id,
     design_cells,
+    judge_status,
     reference_cell,
     resolve_models,
     resolve_prompt,
@@ -22,19 +23,13 @@ ERRORS_DIR = f"{EVAL_DIR}/errors"
 HUMAN_DIR = f"{EVAL_DIR}/human_eval"
 
 # The SFT adapter under evaluation (and the template the `sft` prompts resolve to): by
-# default the one the preference stage aligns, so every trained model is prompted the way it
+# default the one the alignment stage aligns, so every trained model is prompted the way it
 # was trained.
 EVAL_SFT_TEMPLATE = (
-    EVAL["sft_template"]
-    if EVAL["sft_template"] != "auto"
-    else globals().get("PREF_TEMPLATE", config["templates"][0])
+    EVAL["sft_template"] if EVAL["sft_template"] != "auto" else alignment_template()
 )
-# Named models -> adapter folder ("" = the base alone); a stage that is not configured (its
-# rules file defines no such model) leaves its models out.
-EVAL_AVAILABLE = {"base": ""}
-if EVAL_SFT_TEMPLATE in globals().get("SFT_TEMPLATES", []):
-    EVAL_AVAILABLE["sft"] = f"{RESULTS}/models/sft/{EVAL_SFT_TEMPLATE}"
-EVAL_AVAILABLE.update(globals().get("ALIGNED_MODELS", {}))
+# Named models -> adapter folder ("" = the base alone).
+EVAL_AVAILABLE = trained_models(EVAL_SFT_TEMPLATE)
 EVAL_MATRIX_MODELS, EVAL_MODELS = resolve_models(EVAL["models"], EVAL_AVAILABLE)
 EVAL_PROMPTS = {
     name: resolve_prompt(spec, EVAL_SFT_TEMPLATE)
@@ -60,9 +55,9 @@ EVAL_REF_GEN = (
 )
 
 
-# Judge: the learned reward model of the preference stage, when that stage is configured.
-EVAL_REWARD = globals().get("REWARD_MODEL") if EVAL["judge"]["enabled"] else None
-EVAL_JUDGE_TEMPLATE = globals().get("PREF_TEMPLATE", EVAL_SFT_TEMPLATE)
+# Judge: the learned reward model of the alignment stage, unless judging is turned off.
+EVAL_REWARD = reward_model() if EVAL["judge"]["enabled"] else None
+EVAL_JUDGE_TEMPLATE = alignment_template()
 EVAL_PAIRS = (
     [
         (m, baseline_of(m))
@@ -74,33 +69,10 @@ EVAL_PAIRS = (
 )
 # Models that take part in a judged pair, in matrix order.
 EVAL_JUDGED = [m for m in EVAL_AXIS_MODELS if any(m in pair for pair in EVAL_PAIRS)]
-if EVAL_REWARD:
-    EVAL_JUDGE_STATUS = {
-        "available": True,
-        "judge": f"learned reward model {EVAL_REWARD}",
-        "order_note": (
-            "A scalar reward model scores each response on its own, so judging a pair in "
-            "both orders gives the same verdict; the position-sensitive judge shows both "
-            "answers in one text and is averaged over both orders."
-        ),
-    }
-else:
-    EVAL_JUDGE_STATUS = {
-        "available": False,
-        "reason": (
-            "No win rate: the learned reward model is not available in this run "
-            + (
-                "(evaluation.judge.enabled is false)"
-                if not EVAL["judge"]["enabled"]
-                else "(the preference stage is not configured)"
-            )
-            + ", and no other judge is substituted."
-        ),
-    }
-# Agent arms are run by the agents stage, which publishes AGENT_MATRIX_ROWS ([{model, arm,
-# path}]). rules/agents.smk is included after this file, so the matrix rule reads it through
-# input/params functions, which Snakemake calls once every rules file is parsed.
-EVAL_AGENT_ROWS = lambda wc: globals().get("AGENT_MATRIX_ROWS", [])
+# The agent arms, listed in the matrix beside the evaluation cells.
+EVAL_AGENT_ROWS = [
+    {"model": m, "arm": a, "path": agent_metrics(m, a)} for m, a in agent_runs()
+]
 # Filled human-evaluation sheets (none by default).
 EVAL_SHEETS = EVAL["human_eval"]["sheets"]
 
@@ -261,7 +233,7 @@ rule evaluation_matrix:
     input:
         # The design's cells run first, so "ran" is true for every one of them.
         generations=[f"{GEN_DIR}/{c}.jsonl" for c in EVAL_CELL_IDS],
-        agents=lambda wc: [row["path"] for row in EVAL_AGENT_ROWS(wc)],
+        agents=[row["path"] for row in EVAL_AGENT_ROWS],
     output:
         matrix=f"{EVAL_DIR}/matrix.tsv",
         prov=prov("evaluation_matrix"),
@@ -316,7 +288,7 @@ rule evaluation_stats:
         n_resamples=EVAL["n_resamples"],
         confidence=EVAL["confidence"],
         alpha=EVAL["alpha"],
-        judge_status=EVAL_JUDGE_STATUS,
+        judge_status=judge_status(EVAL_REWARD),
     script:
         "../scripts/evaluation_stats.py"
 

@@ -1,26 +1,13 @@
-# Instruction tuning with LoRA/QLoRA through TRL (issue 3; rules/sft.smk).
+# Instruction tuning with LoRA/QLoRA through TRL + PEFT.
 # One adapter per template: results/models/sft/{template}/ (a standard PEFT folder + card, log,
 # cost). Checkpoints live in results/models/sft/.work/{template}/, which is not an output, so
 # a run that was stopped (SIGTERM, SIGKILL, SLURM preemption) resumes there when run again.
-from lmlab.core.errors import InputError
-
 SFT = config["sft"]
 SFT_DIR = f"{RESULTS}/models/sft"
 SFT_TEMPLATES = config["templates"]
 SFT_OUT = f"{RESULTS}/sft"
 
 
-SFT_DATASETS = [name for name, kind in DATASETS.items() if kind == "sft"]
-# Mix and validation must be validated SFT files; the validation and test splits are held out.
-for _sft_role, _sft_name in [("validation", SFT["validation"])] + [
-    ("mix", e["dataset"]) for e in SFT["mix"]
-]:
-    if _sft_name not in SFT_DATASETS:
-        raise InputError(
-            f"config: sft.{_sft_role}: {_sft_name!r} is not one of {SFT_DATASETS}"
-        )
-    if _sft_role == "mix" and _sft_name in ("sft_test", SFT["validation"]):
-        raise InputError(f"config: sft.mix: {_sft_name!r} is held out, not trainable")
 SFT_MIX = {entry["dataset"]: data_path(entry["dataset"]) for entry in SFT["mix"]}
 
 

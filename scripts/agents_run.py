@@ -1,6 +1,6 @@
 """Rule agents_run: one agent arm with one model on the task subset -> traces + metrics."""
 
-from lmlab.agents.study import run_arm
+from lmlab.agents.run import run_arm
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

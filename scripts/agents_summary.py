@@ -1,6 +1,6 @@
 """Rule agents_summary: every run's traces -> summary.json, ablation/paired tables, figure."""
 
-from lmlab.agents.study import summarise_agents
+from lmlab.agents.summary import summarise_agents
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

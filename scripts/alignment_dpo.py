@@ -1,7 +1,7 @@
 """Rule alignment_dpo: DPO from the SFT adapter (reference = the SFT model); one run per beta."""
 
+from lmlab.alignment.dpo import train_dpo
 from lmlab.core import launch
-from lmlab.alignment.train import train_dpo
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

@@ -1,7 +1,7 @@
 """Rule alignment_orpo: ORPO (trl.experimental.orpo) continuing the SFT adapter, no reference model."""
 
+from lmlab.alignment.orpo import train_orpo
 from lmlab.core import launch
-from lmlab.alignment.train import train_orpo
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

@@ -1,7 +1,7 @@
 """Rule alignment_reward: the learned reward model (TRL RewardTrainer, LoRA SEQ_CLS over the base)."""
 
-from lmlab.core import launch
 from lmlab.alignment.reward import train_reward_model
+from lmlab.core import launch
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

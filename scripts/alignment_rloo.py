@@ -1,7 +1,7 @@
 """Rule alignment_rloo: RLOO from the SFT adapter; arm "rm" (learned reward) or "verifiable" (gold checks)."""
 
+from lmlab.alignment.rloo import train_rloo
 from lmlab.core import launch
-from lmlab.alignment.train import train_rloo
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

@@ -1,6 +1,6 @@
 """Rule context_accuracy: base-model accuracy on long-context QA per context window."""
 
-from lmlab.context.study import context_accuracy
+from lmlab.context.accuracy import context_accuracy
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

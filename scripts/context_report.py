@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lmlab.context.study import context_report
+from lmlab.context.report import context_report
 from lmlab.core.io import read_json
 from lmlab.core.step import step
 

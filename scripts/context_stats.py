@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lmlab.context.study import context_stats
+from lmlab.context.stats import context_stats
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

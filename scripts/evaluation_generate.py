@@ -1,6 +1,6 @@
 """Rule evaluation_generate: greedy, batched generations of one (model, prompt, context) cell."""
 
-from lmlab.evaluation.cells import generate_cell
+from lmlab.evaluation.generate import generate_cell
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

@@ -1,6 +1,6 @@
 """Rule evaluation_judge: win rates of each model over its baseline, judged by the learned reward model."""
 
-from lmlab.evaluation.cells import judge_all
+from lmlab.evaluation.judge import judge_all
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

@@ -1,6 +1,6 @@
 """Rule evaluation_matrix: results/evaluation/matrix.tsv, every cell of the full factorial, in design or not, ran or not."""
 
-from lmlab.evaluation.cells import write_matrix
+from lmlab.evaluation.design import write_matrix
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

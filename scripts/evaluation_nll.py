@@ -1,6 +1,6 @@
 """Rule evaluation_nll: gold-answer NLL of one model on the reference prompt and context."""
 
-from lmlab.evaluation.cells import nll_for_model
+from lmlab.evaluation.nll import nll_for_model
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

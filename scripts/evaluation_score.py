@@ -1,6 +1,6 @@
 """Rule evaluation_score: per-item metrics of one cell and their means by task family."""
 
-from lmlab.evaluation.cells import score_cell
+from lmlab.evaluation.score import score_cell
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

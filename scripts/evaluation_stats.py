@@ -1,6 +1,6 @@
 """Rule evaluation_stats: bootstrap intervals, paired comparisons (McNemar, Holm), NLL, win rates."""
 
-from lmlab.evaluation.cells import evaluation_stats
+from lmlab.evaluation.stats import evaluation_stats
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

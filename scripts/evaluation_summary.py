@@ -1,6 +1,6 @@
 """Rule evaluation_summary: results/evaluation/summary.json, tables and figures for the paper."""
 
-from lmlab.evaluation.cells import evaluation_summary
+from lmlab.evaluation.summary import evaluation_summary
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

@@ -1,6 +1,6 @@
 """Rule evaluation_testset: the stratified, seeded subset of sft_test that every cell is evaluated on."""
 
-from lmlab.evaluation.cells import write_test_items
+from lmlab.evaluation.testset import write_test_items
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

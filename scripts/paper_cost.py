@@ -1,4 +1,4 @@
-"""Rule cost_summary: per-rule wall time and peak memory from every job's benchmark file,
+"""Rule paper_cost: per-rule wall time and peak memory from every job's benchmark file,
 training throughput and tokens per example -> results/paper/cost/{summary.json, tables, figures}."""
 
 from pathlib import Path

@@ -1,6 +1,6 @@
-"""Rule figures: copy stage figures/tables into the report, export LaTeX, draw the data figure."""
+"""Rule paper_figures: copy stage figures/tables into the report, export LaTeX, draw the data figure."""
 
-from lmlab.paper.render import build_figures
+from lmlab.paper.figures import build_figures
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

@@ -1,6 +1,6 @@
-"""Rule verify: fail, naming the file, if anything listed in provenance.json has changed."""
+"""Rule paper_verify: fail, naming the file, if anything listed in provenance.json has changed."""
 
-from lmlab.paper.render import verify
+from lmlab.paper.verify import verify
 from lmlab.core.step import step
 
 with step(snakemake) as smk:

@@ -1,7 +1,7 @@
 """Rule sft_summary: results/sft/summary.json, cost and loss tables, loss-curve figure."""
 
-from lmlab.sft.train import summarize
 from lmlab.core.step import step
+from lmlab.sft.summary import summarize
 
 with step(snakemake) as smk:
     adapters = [smk.input.adapters] if isinstance(smk.input.adapters, str) else list(smk.input.adapters)

@@ -1,8 +1,8 @@
 """Rule sft_train: one LoRA/QLoRA adapter per template (lmlab.sft.train.run_sft)."""
 
 from lmlab.core.launch import processes_for
-from lmlab.sft.train import run_sft
 from lmlab.core.step import step
+from lmlab.sft.train import run_sft
 
 with step(snakemake) as smk:
     # DDP only where there are GPUs to spread over; CPU and one-GPU runs train in this process.

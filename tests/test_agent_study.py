@@ -13,16 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmlab.agents.study import (
-    PROMPT_KINDS,
-    paired_comparisons,
-    prompt_kind,
-    ratio_ci,
-    repeats_after_their_original,
-    run_arm,
-    select_tasks,
-    summarise_agents,
-)
+from lmlab.agents.intervals import paired_comparisons, ratio_ci
+from lmlab.agents.run import PROMPT_KINDS, prompt_kind, run_arm
+from lmlab.agents.selection import repeats_after_their_original, select_tasks
+from lmlab.agents.summary import summarise_agents
 from lmlab.core.io import write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]

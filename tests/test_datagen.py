@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from lmlab.data import generate as datagen
+from lmlab.data.generate import write_dataset
+from lmlab.data.generate.common import DATA_FILES, GENERATOR_VERSION, normalize_prompt
+from lmlab.data.generate.datasheet import COUNTS_BEGIN, COUNTS_END, count_table
+from lmlab.data.generate.kb import kb_rows, make_kb
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data" / "raw"
@@ -91,8 +94,8 @@ def agents():
 
 def test_regeneration_is_byte_identical(tmp_path):
     manifest = json.loads((RAW / "GENERATOR.json").read_text(encoding="utf-8"))
-    assert manifest["version"] == datagen.GENERATOR_VERSION
-    datagen.write_dataset(tmp_path, manifest["seed"])
+    assert manifest["version"] == GENERATOR_VERSION
+    write_dataset(tmp_path, manifest["seed"])
     committed = sorted(p.name for p in RAW.iterdir())
     regenerated = sorted(p.name for p in tmp_path.iterdir())
     assert regenerated == committed
@@ -101,11 +104,11 @@ def test_regeneration_is_byte_identical(tmp_path):
 
 
 def test_another_seed_gives_other_data():
-    assert datagen.kb_rows(datagen.make_kb(7)) != datagen.kb_rows(datagen.make_kb(1234))
+    assert kb_rows(make_kb(7)) != kb_rows(make_kb(1234))
 
 
 def test_files_are_canonical_jsonl():
-    for name in datagen.DATA_FILES:
+    for name in DATA_FILES:
         raw = (RAW / name).read_bytes()
         assert b"\r" not in raw and raw.endswith(b"\n")
         for line in raw.decode("utf-8").splitlines():
@@ -114,8 +117,8 @@ def test_files_are_canonical_jsonl():
 
 def test_datasheet_counts_match_the_files():
     text = DATASHEET.read_text(encoding="utf-8")
-    block = text[text.index(datagen.COUNTS_BEGIN) + len(datagen.COUNTS_BEGIN):text.index(datagen.COUNTS_END)]
-    assert block.strip() == datagen.count_table(RAW).strip()
+    block = text[text.index(COUNTS_BEGIN) + len(COUNTS_BEGIN):text.index(COUNTS_END)]
+    assert block.strip() == count_table(RAW).strip()
     assert "CC0" in text and "--seed 1234" in text
 
 
@@ -123,7 +126,7 @@ def test_datasheet_counts_match_the_files():
 
 
 def test_ids_unique_and_both_languages_in_every_file():
-    for name in datagen.DATA_FILES:
+    for name in DATA_FILES:
         rows = load(name)
         ids = [row["id"] for row in rows]
         assert len(ids) == len(set(ids)), name
@@ -133,7 +136,7 @@ def test_ids_unique_and_both_languages_in_every_file():
 
 
 def test_total_size_stays_small():
-    assert sum((RAW / name).stat().st_size for name in datagen.DATA_FILES) < 6 * 1024 * 1024
+    assert sum((RAW / name).stat().st_size for name in DATA_FILES) < 6 * 1024 * 1024
 
 
 # ----------------------------------------------------------------------------- SFT
@@ -312,11 +315,5 @@ def test_agent_tasks(agents, kb):
 
 
 def test_normalize_prompt_folds_case_accents_and_punctuation():
-    assert datagen.normalize_prompt("¿Cuántos  AÑOS?\n--Pasaron") == "cuantos anos pasaron"
-    assert datagen.normalize_prompt("A-b") == datagen.normalize_prompt("a b")
-
-
-def test_evaluate_expression_refuses_non_arithmetic():
-    assert datagen.evaluate_expression("2 * (3 + 4) // 5 % 3") == 2
-    with pytest.raises(ValueError):
-        datagen.evaluate_expression("().__class__")
+    assert normalize_prompt("¿Cuántos  AÑOS?\n--Pasaron") == "cuantos anos pasaron"
+    assert normalize_prompt("A-b") == normalize_prompt("a b")

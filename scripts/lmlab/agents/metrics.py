@@ -6,7 +6,7 @@ Definitions (one row per trace, so two arms can be compared task by task):
   3.3333) and a relative 1e-6; a prediction that is not itself a number counts if it
   holds exactly one number. A JSON-object gold is compared as parsed dicts (same keys;
   values numerically or as normalised text). Other answers: equal normalised token strings
-  (lowercase, accents folded, punctuation dropped). `contains_gold` is the lenient variant:
+  (casefolded, accents folded, punctuation dropped). `contains_gold` is the lenient variant:
   the normalised gold appears inside the normalised answer.
 - tool precision / recall: attempted calls vs gold_calls matched by tool name as multisets.
   A task answered from episodic memory made no tool decisions, so its tool metrics are
@@ -36,7 +36,9 @@ import math
 import re
 from collections import Counter
 
-from lmlab.agents.tools import TOOL_NAMES, ToolError, evaluate_expression, fold_text, tokenize
+from lmlab.agents.tools import TOOL_NAMES, tokenize
+from lmlab.core.expression import ExpressionError, evaluate_expression
+from lmlab.core.text import fold
 
 HALLUCINATION_CATEGORIES = ("kb_lookup", "multi_step")
 PROTOCOL_KINDS = ("tool_call", "final", "format_error")
@@ -50,6 +52,12 @@ FUNCTION_WORDS = {
 }
 NUMBER_IN_TEXT = r"(?<![\w.,-])-?\d+(?:[.,]\d+)*"
 DATE_IN_TEXT = r"\b\d{4}-\d{2}-\d{2}\b"
+# How every latency and seconds number of the stage must be read (traces, metrics, tables).
+TIMING_NOTE = (
+    "Latency and seconds are wall-clock times of batched generate calls (each call's time split "
+    "evenly over its prompts); they vary between runs and machines and are the only numbers "
+    "of this stage that are not reproducible byte for byte."
+)
 
 
 # ---------------------------------------------------------------------------------------
@@ -178,9 +186,10 @@ def attempted_calls(trace):
 
 
 def _expression_value(expression):
+    """The value the calculator tool would return for an expression, or None if it refuses."""
     try:
         return evaluate_expression(expression)
-    except ToolError:
+    except ExpressionError:
         return None
 
 
@@ -204,8 +213,8 @@ def call_arguments_match(tool, predicted_arguments, gold_arguments):
         fields = predicted_arguments.get("fields")
         if not isinstance(fields, list) or not all(isinstance(field, str) for field in fields):
             return False
-        return {fold_text(field).strip() for field in fields} == {
-            fold_text(field).strip() for field in gold_arguments.get("fields", [])}
+        return {fold(field).strip() for field in fields} == {
+            fold(field).strip() for field in gold_arguments.get("fields", [])}
     return predicted_arguments == gold_arguments
 
 
@@ -262,8 +271,8 @@ def asserted_values(answer):
     numbers = numbers_in(answer)
     without_numbers = re.sub(NUMBER_IN_TEXT, " ", re.sub(DATE_IN_TEXT, " ", answer))
     raw_words = re.findall(r"[^\W\d_]+", without_numbers)
-    words = {fold_text(word) for word in raw_words if word[0].isupper() and fold_text(word) not in FUNCTION_WORDS}
-    content = [fold_text(word) for word in raw_words if fold_text(word) not in FUNCTION_WORDS]
+    words = {fold(word) for word in raw_words if word[0].isupper() and fold(word) not in FUNCTION_WORDS}
+    content = [fold(word) for word in raw_words if fold(word) not in FUNCTION_WORDS]
     if not words and not numbers and not dates and 0 < len(content) <= 3:
         words = set(content)
     return numbers, dates, words

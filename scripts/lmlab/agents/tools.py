@@ -6,20 +6,20 @@ one place where a model-chosen tool runs: it turns unknown tools, arguments that
 the tool's JSON Schema, and exceptions inside the tool into an error record instead of
 an exception, so that a bad action becomes an observation for the model, not a crash.
 
-Model text is never passed to eval/exec/compile: the calculator parses with
-`ast.parse(mode="eval")` and walks the tree through an allow-list.
+Model text is never passed to eval/exec/compile: the calculator is
+`lmlab.core.expression.evaluate_expression`, which parses with `ast.parse(mode="eval")`
+and walks the tree through an allow-list.
 """
 
-import ast
 import datetime
 import json
-import math
-import operator
 import re
-import unicodedata
 
 import jsonschema
-from rank_bm25 import BM25Okapi
+
+from lmlab.core.expression import MAX_EXPRESSION_CHARS, ExpressionError, evaluate_expression
+from lmlab.core.retrieval import bm25_index
+from lmlab.core.text import fold
 
 
 class ToolError(Exception):
@@ -31,170 +31,6 @@ class ToolError(Exception):
 # ---------------------------------------------------------------------------------------
 # calculator
 
-# Bounds that keep one call cheap whatever the model writes. A 200-char expression cannot
-# hold more than ~100 nodes; the depth bound stops deeply nested input before recursion.
-MAX_EXPRESSION_CHARS = 200
-MAX_AST_DEPTH = 30
-MAX_AST_NODES = 100
-MAX_EXPONENT = 100  # |b| in a ** b
-MAX_RESULT_ABS = 10**100  # any intermediate or final value beyond this is refused
-MAX_ROUND_DIGITS = 15
-
-BINARY_OPERATORS = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
-    ast.Pow: operator.pow,
-}
-UNARY_OPERATORS = {ast.USub: operator.neg, ast.UAdd: operator.pos}
-
-
-def _checked_round(value, ndigits=None):
-    # round(int, -10**9) would build 10**(10**9): bound ndigits and require an int.
-    if ndigits is None:
-        return round(value)
-    if type(ndigits) is not int or abs(ndigits) > MAX_ROUND_DIGITS:
-        raise ToolError(f"round: ndigits must be an integer with |ndigits| <= {MAX_ROUND_DIGITS}")
-    return round(value, ndigits)
-
-
-def _checked_log(value, base=None):
-    if value <= 0 or (base is not None and (base <= 0 or base == 1)):
-        raise ToolError("log: math domain error")
-    return math.log(value) if base is None else math.log(value, base)
-
-
-def _checked_sqrt(value):
-    if value < 0:
-        raise ToolError("sqrt: math domain error (negative argument)")
-    return math.sqrt(value)
-
-
-def _checked_exp(value):
-    # exp(x) > 1e100 for x > 230; refuse before math raises OverflowError.
-    if value > 230:
-        raise ToolError("exp: result too large")
-    return math.exp(value)
-
-
-# name -> (function, min number of arguments, max number of arguments)
-CALCULATOR_FUNCTIONS = {
-    "sqrt": (_checked_sqrt, 1, 1),
-    "abs": (abs, 1, 1),
-    "round": (_checked_round, 1, 2),
-    "min": (min, 2, 10),
-    "max": (max, 2, 10),
-    "log": (_checked_log, 1, 2),
-    "exp": (_checked_exp, 1, 1),
-    "floor": (math.floor, 1, 1),
-    "ceil": (math.ceil, 1, 1),
-}
-
-
-def _check_number(value):
-    # type() not isinstance(): bool is a subclass of int and must stay out.
-    if type(value) not in (int, float):
-        raise ToolError(f"result is not a real number ({type(value).__name__})")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ToolError("result is not finite")
-    if abs(value) > MAX_RESULT_ABS:
-        raise ToolError("result too large")
-    return value
-
-
-def _check_power(base, exponent):
-    if abs(exponent) > MAX_EXPONENT:
-        raise ToolError(f"exponent too large (|exponent| <= {MAX_EXPONENT})")
-    # Estimate the size before computing, so 99**99**... never builds a huge int.
-    if base != 0 and abs(exponent) * math.log10(abs(base)) > 100:
-        raise ToolError("result too large")
-    if base == 0 and exponent < 0:
-        raise ToolError("division by zero")
-
-
-def _tree_shape(tree):
-    """(depth, node count) of an AST, iteratively so hostile nesting cannot recurse."""
-    max_depth, n_nodes = 0, 0
-    stack = [(tree, 1)]
-    while stack:
-        node, depth = stack.pop()
-        n_nodes += 1
-        max_depth = max(max_depth, depth)
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
-    return max_depth, n_nodes
-
-
-def _evaluate_node(node):
-    if isinstance(node, ast.Expression):
-        return _evaluate_node(node.body)
-    if isinstance(node, ast.Constant):
-        if type(node.value) not in (int, float):
-            raise ToolError(f"only int and float literals are allowed, not {type(node.value).__name__}")
-        return _check_number(node.value)
-    if isinstance(node, ast.UnaryOp) and type(node.op) in UNARY_OPERATORS:
-        return _check_number(UNARY_OPERATORS[type(node.op)](_evaluate_node(node.operand)))
-    if isinstance(node, ast.BinOp) and type(node.op) in BINARY_OPERATORS:
-        left, right = _evaluate_node(node.left), _evaluate_node(node.right)
-        if isinstance(node.op, ast.Pow):
-            _check_power(left, right)
-        try:
-            value = BINARY_OPERATORS[type(node.op)](left, right)
-        except ZeroDivisionError:
-            raise ToolError("division by zero") from None
-        except OverflowError:
-            raise ToolError("result too large") from None
-        return _check_number(value)
-    if isinstance(node, ast.Call):
-        if not isinstance(node.func, ast.Name) or node.func.id not in CALCULATOR_FUNCTIONS:
-            raise ToolError(f"only these functions are allowed, by bare name: {', '.join(CALCULATOR_FUNCTIONS)}")
-        if node.keywords:
-            raise ToolError("keyword arguments are not allowed")
-        if any(isinstance(arg, ast.Starred) for arg in node.args):
-            raise ToolError("starred arguments are not allowed")
-        function, min_args, max_args = CALCULATOR_FUNCTIONS[node.func.id]
-        if not min_args <= len(node.args) <= max_args:
-            raise ToolError(f"{node.func.id} takes {min_args} to {max_args} arguments")
-        args = [_evaluate_node(arg) for arg in node.args]
-        try:
-            value = function(*args)
-        except (ValueError, OverflowError, ZeroDivisionError) as error:
-            raise ToolError(f"{node.func.id}: {error}") from None
-        return _check_number(value)
-    if isinstance(node, (ast.BinOp, ast.UnaryOp)):
-        raise ToolError(f"operator {type(node.op).__name__} is not allowed")
-    raise ToolError(f"{type(node).__name__} is not allowed in an expression")
-
-
-def evaluate_expression(expression):
-    """Value (int or float) of an arithmetic expression, or ToolError.
-
-    Allowed: int/float literals, + - * / // % **, unary + -, parentheses, and
-    sqrt abs round min max log exp floor ceil called by bare name with positional args."""
-    if not isinstance(expression, str):
-        raise ToolError("expression must be a string")
-    if len(expression) > MAX_EXPRESSION_CHARS:
-        raise ToolError(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
-    # Python's parser NFKC-normalises identifiers (fullwidth 'ｅval' is 'eval') and
-    # int()/float() accept non-ASCII digits; requiring ASCII shuts both doors.
-    if not expression.isascii():
-        raise ToolError("expression must be ASCII (digits 0-9, operators, parentheses)")
-    if not expression.strip():
-        raise ToolError("empty expression")
-    try:
-        tree = ast.parse(expression.strip(), mode="eval")
-    except (SyntaxError, ValueError, MemoryError, RecursionError) as error:
-        raise ToolError(f"not a valid expression: {getattr(error, 'msg', error)}") from None
-    depth, n_nodes = _tree_shape(tree)
-    if depth > MAX_AST_DEPTH:
-        raise ToolError(f"expression nested deeper than {MAX_AST_DEPTH}")
-    if n_nodes > MAX_AST_NODES:
-        raise ToolError(f"expression has more than {MAX_AST_NODES} parts")
-    return _evaluate_node(tree)
-
-
 def format_number(value):
     """Canonical text of a number: integers without '.0', floats to 12 significant digits."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
@@ -205,28 +41,27 @@ def format_number(value):
 
 
 def calculator(expression):
-    return format_number(evaluate_expression(expression))
+    """The calculator tool: the expression's value as canonical text, or ToolError."""
+    try:
+        return format_number(evaluate_expression(expression))
+    except ExpressionError as error:
+        raise ToolError(str(error)) from None
 
 
 # ---------------------------------------------------------------------------------------
 # search_kb
 
-def fold_text(text):
-    """Lowercase and strip accents (NFKD, drop combining marks): 'Fundó' -> 'fundo'."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(char for char in decomposed if not unicodedata.combining(char))
-
-
 def tokenize(text):
-    return re.findall(r"[^\W_]+", fold_text(text))
+    """Search and answer tokens: runs of letters and digits of the folded text."""
+    return re.findall(r"[^\W_]+", fold(text))
 
 
 def build_kb_index(rows):
     """BM25 index over kb.jsonl rows (title + text). Build once, search many times."""
     rows = sorted(rows, key=lambda row: row["id"])  # index order must not depend on file order
     doc_tokens = [tokenize(f"{row['title']} {row['text']}") for row in rows]
-    # BM25Okapi divides by the corpus size and mean length; an empty KB gets no model.
-    bm25 = BM25Okapi(doc_tokens) if rows and any(doc_tokens) else None
+    # Okapi IDF, k1 = 1.5, b = 0.75; an empty KB gets no index (None).
+    bm25 = bm25_index(doc_tokens, k1=1.5, b=0.75, idf="okapi")
     return {"rows": rows, "doc_token_sets": [set(tokens) for tokens in doc_tokens], "bm25": bm25}
 
 
@@ -292,11 +127,11 @@ FIELD_TYPE_WORDS = {
 
 
 def _fold_with_offsets(text):
-    """fold_text(text) and, per folded character, its index in `text` (to cut values
+    """fold(text) and, per folded character, its index in `text` (to cut values
     from the original after matching keys without case or accents)."""
     folded, offsets = [], []
     for index, char in enumerate(text):
-        for piece in fold_text(char):
+        for piece in fold(char):
             folded.append(piece)
             offsets.append(index)
     return "".join(folded), offsets
@@ -329,7 +164,7 @@ def _without_dates(text):
 
 
 def _field_type(field):
-    words = set(re.split(r"[\W_]+", fold_text(field))) - {""}
+    words = set(re.split(r"[\W_]+", fold(field))) - {""}
     for field_type, type_words in FIELD_TYPE_WORDS.items():
         if words & type_words:
             return field_type
@@ -352,7 +187,7 @@ def _key_value(text, field):
     """The value after 'field:' or 'field =' (case, accents, '_' ~ ' ' ~ '-' ignored in the key);
     it runs to the end of the line, ';', ',' or a sentence-ending '. '."""
     folded, offsets = _fold_with_offsets(text)
-    key_words = [re.escape(word) for word in re.split(r"[\s_-]+", fold_text(field).strip()) if word]
+    key_words = [re.escape(word) for word in re.split(r"[\s_-]+", fold(field).strip()) if word]
     if not key_words:
         return None
     key = re.search(r"(?<!\w)" + r"[\s_-]*".join(key_words) + r"\s*[:=]\s*", folded)

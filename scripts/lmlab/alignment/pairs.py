@@ -1,4 +1,4 @@
-"""Preference data for alignment: shipped pairs, on-policy pairs, and the heuristic scorer.
+"""Preference pairs for alignment: shipped pairs, on-policy sampling and pairs, the training prompts.
 
 Two sources of (prompt, chosen, rejected) pairs feed the reward model, DPO and ORPO:
   - shipped: `preferences_train.jsonl`, hand-built pairs labelled with a failure mode;
@@ -8,23 +8,21 @@ Two sources of (prompt, chosen, rejected) pairs feed the reward model, DPO and O
 Every prompt is rendered with the SFT adapter's template (`lmlab.models.templates`), so the
 policy sees the same strings it was instruction-tuned on. A shipped pair's prompt is one
 string; it is rendered as the instruction of a row with no input (for the chat template:
-one user message).
-
-The heuristic scorer (`heuristic_score`) is the seed notebook's kind of reward: format
-validity, refusal appropriateness, a length penalty and a penalty for absolute-claim words.
-It needs no gold answer, so it can score any (prompt, response), and it is the baseline
-the learned reward model is compared against.
+one user message). The scores that rank samples are `lmlab.alignment.scoring`'s.
 """
 
 import logging
 import random
-import re
 from collections import Counter
 
-from lmlab.evaluation import metrics
-from lmlab.data.validate import FAILURE_MODES
+import torch
+
+from lmlab.alignment.scoring import gold_score
 from lmlab.core.io import read_jsonl, write_json, write_jsonl
+from lmlab.data.tasks import FAILURE_MODES
+from lmlab.models.base import load_model, load_tokenizer
 from lmlab.models.templates import render_prompt
+from lmlab.training.outputs import count_by
 
 log = logging.getLogger(__name__)
 
@@ -70,145 +68,6 @@ def load_shipped_pairs(path, template, tokenizer, limit=None, seed=0, max_prompt
         keep = set(random.Random(seed).sample(range(len(rows)), limit))
         rows = [r for i, r in enumerate(rows) if i in keep]
     return rows, too_long
-
-
-# --------------------------------------------------------------------------- heuristic scorer
-
-# Claim markers: words that assert more than a short answer can support. Absolute words
-# ("always", "guaranteed", "100%") as in the seed notebook's heuristic, plus superlatives and
-# appeals to authority ("the largest", "most", "experts", "official records"), which is how
-# unsupported additions to an answer usually read. English and Spanish, matched on whole
-# words after casefolding and stripping accents.
-ABSOLUTE_CLAIMS = (
-    "always", "never", "guaranteed", "guarantee", "definitely", "certainly", "undoubtedly",
-    "absolutely", "proven", "100%", "without a doubt", "clearly", "obviously",
-    "most", "largest", "biggest", "best", "greatest", "first", "strongly", "experts", "official",
-    "siempre", "nunca", "garantizado", "garantizada", "definitivamente", "indudablemente",
-    "absolutamente", "demostrado", "sin duda", "claramente", "obviamente",
-    "mas", "mayor", "mayoria", "mejor", "primera", "primer", "primero", "expertos", "oficial", "oficiales",
-)
-_CLAIMS = re.compile(r"(?<![\w%])(?:" + "|".join(re.escape(w) for w in ABSOLUTE_CLAIMS) + r")(?![\w%])")
-
-# Words a good answer of each task needs at most (the task's format rule in
-# lmlab.models.templates.FORMAT_CONSTRAINTS where it names one); longer answers pay a length penalty.
-LENGTH_BUDGET_WORDS = {
-    "json_extraction": 60,
-    "arithmetic": 4,
-    "sentiment": 2,
-    "summarization": 25,
-    "kb_qa": 12,
-    "long_context_qa": 12,
-    "refusal": 30,
-}
-DEFAULT_BUDGET_WORDS = 40
-
-# Weights of the heuristic's parts. Format and refusal are pass/fail, so they dominate;
-# length and claims are graded penalties, each capped at two units.
-HEURISTIC_WEIGHTS = {"format": 1.0, "refusal": 1.0, "length": 0.5, "claims": 0.5}
-
-_NUMBER_ONLY = re.compile(r"[-+\u2212]?\d+(?:[.,]\d+)?\.?")
-_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
-_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s", re.MULTILINE)
-
-
-def _strip_accents(text):
-    return metrics._strip_accents(text.casefold())
-
-
-def absolute_claims(text):
-    """How many claim markers the response uses."""
-    return len(_CLAIMS.findall(_strip_accents(text)))
-
-
-def format_valid(task, response):
-    """Does the response follow its task's declared output format (no gold needed)?
-
-    The rules are those of `lmlab.models.templates.FORMAT_CONSTRAINTS`: a JSON object only (a code
-    fence is tolerated), the final number only, one English label word, one sentence with no
-    list, a short one-line answer.
-    """
-    text = response.strip()
-    if not text:
-        return False
-    if task == "json_extraction":
-        parsed, value = metrics.parse_json_prediction(text)
-        return parsed and isinstance(value, dict)
-    if task == "arithmetic":
-        return _NUMBER_ONLY.fullmatch(text) is not None
-    if task == "sentiment":
-        return text.casefold() in metrics.SENTIMENT_LABELS
-    if task == "summarization":
-        return "\n" not in text and not _BULLET.search(text) and len(_SENTENCE_END.findall(text)) <= 1
-    if task in ("kb_qa", "long_context_qa"):
-        return "\n" not in text and len(text.split()) <= LENGTH_BUDGET_WORDS[task]
-    return True
-
-
-def heuristic_components(response, task):
-    words = len(response.split())
-    budget = LENGTH_BUDGET_WORDS.get(task, DEFAULT_BUDGET_WORDS)
-    refused = metrics.is_refusal(response)
-    should_refuse = task == "refusal"
-    return {
-        # A refusal is the right format for a refusal item and the wrong one elsewhere.
-        "format_ok": refused if should_refuse else (not refused and format_valid(task, response)),
-        "refusal_ok": refused == should_refuse,
-        "over_length": max(0.0, (words - budget) / budget),
-        "claims": absolute_claims(response),
-    }
-
-
-def heuristic_score(response, task):
-    """Gold-free reward: + format, + appropriate refusal, - length overrun, - absolute claims."""
-    c = heuristic_components(response, task)
-    w = HEURISTIC_WEIGHTS
-    return (
-        w["format"] * c["format_ok"]
-        + w["refusal"] * c["refusal_ok"]
-        - w["length"] * min(c["over_length"], 2.0)
-        - w["claims"] * min(c["claims"], 2)
-    )
-
-
-# --------------------------------------------------------------------------- gold scoring
-
-# Weights of the gold score of an on-policy sample: correctness first, then format, then a
-# penalty for answers far longer than the gold.
-GOLD_WEIGHTS = {"correct": 1.0, "format": 0.5, "over_long": 0.25}
-
-
-def gold_score(row, prediction):
-    """Score one sampled answer of an sft row against its gold (uses lmlab.evaluation.metrics).
-
-    Returns the score and why it lost points: `failure` is the first of wrong_format,
-    needless_refusal, factual_error, over_long that applies (None for a perfect answer).
-    """
-    meta = row.get("meta") or {}
-    scored = metrics.score_item({"task": row["task"], "prediction": prediction, "gold": row["output"], "meta": meta})
-    task = row["task"]
-    if task == "json_extraction":
-        fmt = bool(scored["json_valid"])
-    elif task == "refusal":
-        fmt = bool(scored["refused"])
-    else:
-        fmt = format_valid(task, prediction) and not scored["refused"]
-    gold_words = len(row["output"].split())
-    words = len(prediction.split())
-    over_long = words > max(2 * gold_words, gold_words + 10)
-    correct = bool(scored["correct"])
-    score = GOLD_WEIGHTS["correct"] * correct + GOLD_WEIGHTS["format"] * fmt - GOLD_WEIGHTS["over_long"] * over_long
-    if not fmt and not (scored["refused"] and not scored["should_refuse"]):
-        failure = "wrong_format"
-    elif scored["refused"] and not scored["should_refuse"]:
-        failure = "needless_refusal"
-    elif not correct:
-        failure = "factual_error"
-    elif over_long:
-        failure = "over_long"
-    else:
-        failure = None
-    return {"score": score, "correct": correct, "format_valid": fmt, "over_long": over_long,
-            "refused": bool(scored["refused"]), "words": words, "failure": failure}
 
 
 # --------------------------------------------------------------------------- on-policy pairs
@@ -263,8 +122,6 @@ def sample_completions(model, tokenizer, prompts, k, temperature, top_p, max_new
     Prompts are left-padded and batched in the given order; the generator is seeded once,
     so the same prompts, batch size and seed give the same samples on CPU.
     """
-    import torch
-
     tokenizer.padding_side = "left"
     device = next(model.parameters()).device
     eos_ids = model.generation_config.eos_token_id or tokenizer.eos_token_id
@@ -346,8 +203,6 @@ def build_onpolicy_pairs(samples, margin):
 def sample_onpolicy(base_dir, sft_dir, sft_train, out_samples, template, prompts, k, temperature, top_p,
                     max_new_tokens, batch_size, max_prompt_tokens=None, seed=0):
     """Rule alignment_sample: k samples per selected sft_train prompt from the SFT model, gold-scored."""
-    from lmlab.models.base import load_model, load_tokenizer
-
     tokenizer = load_tokenizer(sft_dir)
     rows, rendered = training_prompts(sft_train, prompts, seed, template, tokenizer, max_prompt_tokens)
     model = load_model(base_dir, sft_dir, merge=True)
@@ -374,15 +229,9 @@ def sample_onpolicy(base_dir, sft_dir, sft_train, out_samples, template, prompts
     return out
 
 
-def _counts(rows, key):
-    return dict(sorted(Counter(r[key] for r in rows).items()))
-
-
 def make_pairs(preferences_train, samples_path, base_dir, sft_dir, out_pairs, out_summary, template, sources,
                margin, max_shipped=None, max_prompt_tokens=None, seed=0):
     """Rule alignment_pairs: the training pairs of every pair-based method + pairs_summary.json."""
-    from lmlab.models.base import load_tokenizer
-
     tokenizer = load_tokenizer(sft_dir)
     pairs, summary = [], {"sources_used": list(sources), "template": template, "sft_adapter": str(sft_dir)}
     shipped_all = read_jsonl(preferences_train)
@@ -394,9 +243,9 @@ def make_pairs(preferences_train, samples_path, base_dir, sft_dir, out_pairs, ou
         "prompt_too_long": too_long,
         "pairs": len(shipped),
         "used": "shipped" in sources,
-        "per_failure_mode": _counts(shipped, "failure_mode"),
-        "per_task": _counts(shipped, "task"),
-        "per_lang": _counts(shipped, "lang"),
+        "per_failure_mode": count_by(shipped, "failure_mode"),
+        "per_task": count_by(shipped, "task"),
+        "per_lang": count_by(shipped, "lang"),
     }
     samples = read_jsonl(samples_path)
     onpolicy = build_onpolicy_pairs(samples, margin)
@@ -414,9 +263,9 @@ def make_pairs(preferences_train, samples_path, base_dir, sft_dir, out_pairs, ou
         "sample_mean_score": sum(s["score"] for s in samples) / len(samples) if samples else 0.0,
         "sample_failures": dict(sorted(Counter(s["failure"] or "none" for s in samples).items())),
         "mean_margin": sum(p["margin"] for p in onpolicy) / len(onpolicy) if onpolicy else 0.0,
-        "per_failure_mode": _counts(onpolicy, "failure_mode"),
-        "per_task": _counts(onpolicy, "task"),
-        "per_lang": _counts(onpolicy, "lang"),
+        "per_failure_mode": count_by(onpolicy, "failure_mode"),
+        "per_task": count_by(onpolicy, "task"),
+        "per_lang": count_by(onpolicy, "lang"),
     }
     if "shipped" in sources:
         pairs += shipped
@@ -426,7 +275,7 @@ def make_pairs(preferences_train, samples_path, base_dir, sft_dir, out_pairs, ou
         raise ValueError("no training pairs: every selected source is empty (lower alignment.onpolicy.margin?)")
     summary["total_pairs"] = len(pairs)
     summary["per_failure_mode"] = {m: sum(p["failure_mode"] == m for p in pairs) for m in FAILURE_MODES}
-    summary["per_source"] = _counts(pairs, "source")
+    summary["per_source"] = count_by(pairs, "source")
     write_jsonl(out_pairs, pairs)
     write_json(out_summary, summary)
     return summary

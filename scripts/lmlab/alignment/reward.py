@@ -14,19 +14,23 @@ the tie rate is reported beside it. Intervals are bootstrap intervals (`lmlab.co
 """
 
 import logging
-import time
+import random
+from pathlib import Path
 
-from lmlab.alignment.train import (
-    StopOnSignal,
-    common_args,
-    finish,
-    hardware_line,
-    kv_lines,
-    run_trainer,
-    work_dir_for,
-)
-from lmlab.data.validate import FAILURE_MODES
+import torch
+from datasets import Dataset
+from peft import LoraConfig, PeftModel
+from transformers import AutoModelForSequenceClassification
+
+from lmlab.alignment.pairs import render_pair_prompt
+from lmlab.alignment.scoring import heuristic_score
 from lmlab.core.io import read_jsonl, write_json, write_jsonl
+from lmlab.core.stats import bootstrap_ci, paired_bootstrap_diff
+from lmlab.data.tasks import FAILURE_MODES
+from lmlab.models.base import load_tokenizer, pick_device_dtype
+from lmlab.training.checkpoints import content_hash
+from lmlab.training.outputs import count_by, kv_lines
+from lmlab.training.run import common_args, finish, hardware_section, run_trainer, start_run
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +39,6 @@ RM_LOG_KEYS = ("loss", "accuracy", "margin", "mean_reward")
 
 def load_reward_model(base_dir, adapter_dir, device=None, dtype=None):
     """(model, tokenizer): the base as a 1-label sequence classifier + the reward LoRA, eval mode."""
-    from peft import PeftModel
-    from transformers import AutoModelForSequenceClassification
-
-    from lmlab.models.base import load_tokenizer, pick_device_dtype
-
     if device is None or dtype is None:
         device, dtype = pick_device_dtype()
     tokenizer = load_tokenizer(adapter_dir, padding_side="right")
@@ -72,8 +71,6 @@ def reward_scores(model, tokenizer, prompts, responses, max_length, batch_size=1
 
     Batches are formed in length order (less padding: one long text no longer pads a whole
     batch to its length); right padding leaves every real token's score unchanged."""
-    import torch
-
     device = next(model.parameters()).device
     sequences = [rm_input_ids(tokenizer, p, r, max_length) for p, r in zip(prompts, responses)]
     order = sorted(range(len(sequences)), key=lambda i: (len(sequences[i]), i))
@@ -96,18 +93,13 @@ def reward_scores(model, tokenizer, prompts, responses, max_length, batch_size=1
 def train_reward_model(base_dir, pairs_path, out_dir, work_root, reward, max_length, seed, template="chat",
                        pairs_summary=None, callbacks=()):
     """Rule alignment_reward: LoRA (task SEQ_CLS) on a 1-label sequence-classification head over the base."""
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForSequenceClassification
+    # Lazy: the evaluation stage imports this module to score with a reward model, not to train one.
     from trl import RewardConfig, RewardTrainer
 
-    from lmlab.models.base import load_tokenizer, pick_device_dtype
-
-    device, dtype = pick_device_dtype()
+    device, dtype = start_run(seed)
     config = {"method": "reward_model", "reward": dict(reward), "max_length": max_length, "seed": seed,
               "pairs": str(pairs_path), "base": str(base_dir)}
-    work_dir = work_dir_for(work_root, config, [base_dir, pairs_path])
-    stopper = StopOnSignal()
+    work_dir = Path(work_root) / "checkpoints"
     tokenizer = load_tokenizer(base_dir, padding_side="right")
     rows = read_jsonl(pairs_path)
     # Pre-tokenised (chosen_ids / rejected_ids), so TRL keeps every pair and uses our fitting.
@@ -130,17 +122,13 @@ def train_reward_model(base_dir, pairs_path, out_dir, work_root, reward, max_len
         target_modules=list(reward["target_modules"]),
     )
     train = {k: reward[k] for k in ("steps", "learning_rate", "save_steps", "logging_steps") if k in reward}
-    args = RewardConfig(**common_args(train, work_dir, seed, device), per_device_train_batch_size=reward["batch_size"],
-                        max_length=max_length)
+    args = RewardConfig(**common_args(train, work_dir, seed, device, dtype),
+                        per_device_train_batch_size=reward["batch_size"], max_length=max_length)
     trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                            peft_config=lora, callbacks=[*callbacks, stopper])
-    started = time.perf_counter()
-    run = run_trainer(trainer, work_dir, stopper)
-    sources = {}
-    for r in rows:
-        sources[r["source"]] = sources.get(r["source"], 0) + 1
-    cost = {"device": device, "hardware": hardware_line(device), "wall_s": time.perf_counter() - started, **run,
-            "world_size": trainer.args.world_size, "train_pairs": len(trainer.train_dataset), "pairs_in_file": len(rows)}
+                            peft_config=lora, callbacks=list(callbacks))
+    key = {"config": config, "inputs": {str(p): content_hash(p) for p in (base_dir, pairs_path)}}
+    run = run_trainer(trainer, work_dir, key, device)
+    cost = {**run, "train_pairs": len(trainer.train_dataset), "pairs_in_file": len(rows)}
     sections = [
         ("Start point", [
             f"- base `{base_dir}` as `AutoModelForSequenceClassification(num_labels=1)` (a new linear "
@@ -151,14 +139,14 @@ def train_reward_model(base_dir, pairs_path, out_dir, work_root, reward, max_len
             "- load: `lmlab.alignment.reward.load_reward_model(BASE, this_folder)`.",
         ]),
         ("Data", [f"- training pairs: {len(trainer.train_dataset)} of {len(rows)} in `{pairs_path}`; per source: "
-                  f"{sources}. Inputs over {max_length} tokens keep the response start and the prompt end "
-                  "(`lmlab.alignment.reward.rm_input_ids`).",
+                  f"{count_by(rows, 'source')}. Inputs over {max_length} tokens keep the response start and the prompt "
+                  "end (`lmlab.alignment.reward.rm_input_ids`).",
                   *([f"- pair summary: `{pairs_summary}`"] if pairs_summary else [])]),
         ("Config", kv_lines(config)),
-        ("Hardware", [f"- {hardware_line(device)}", f"- seed {seed}"]),
+        hardware_section(device, seed),
     ]
-    return finish(trainer, trainer.model, tokenizer, out_dir, work_dir, "Reward model (LoRA, sequence classification)",
-                  sections, config, RM_LOG_KEYS, cost)
+    return finish(trainer, tokenizer, out_dir, work_dir, "Reward model (LoRA, sequence classification)", sections,
+                  config, RM_LOG_KEYS, cost)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -175,8 +163,6 @@ def pairwise_outcome(score_chosen, score_rejected):
 
 def accuracy_table(items, scorers, n_resamples, confidence, seed):
     """{scorer: {group: {estimate, low, high, n, method, ties}}} for "all" and each failure mode."""
-    from lmlab.core.stats import bootstrap_ci
-
     groups = {"all": items}
     for mode in FAILURE_MODES:
         subset = [it for it in items if it["failure_mode"] == mode]
@@ -196,8 +182,6 @@ def accuracy_table(items, scorers, n_resamples, confidence, seed):
 def stratified_subset(rows, max_rows, seed, key="failure_mode"):
     """A seeded subset of at most max_rows rows with the groups of `key` as equal as possible,
     in file order (None or a large max_rows keeps every row)."""
-    import random
-
     if max_rows is None or max_rows >= len(rows):
         return list(rows)
     groups = {}
@@ -218,9 +202,6 @@ def evaluate_reward_models(base_dir, reward_dir, preferences_test, out_json, out
                            n_resamples=2000, confidence=0.95, seed=0, max_pairs=None):
     """Rule alignment_reward_eval: pairwise accuracy of heuristic and learned scorers on preferences_test
     (all pairs, or a seeded subset of `max_pairs` balanced over failure modes)."""
-    from lmlab.alignment.pairs import heuristic_score, render_pair_prompt
-    from lmlab.core.stats import paired_bootstrap_diff
-
     model, tokenizer = load_reward_model(base_dir, reward_dir)
     all_rows = read_jsonl(preferences_test)
     rows = stratified_subset(all_rows, max_pairs, seed)

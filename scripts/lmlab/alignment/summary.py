@@ -8,8 +8,9 @@ training_config.json), so every number in the section traces back to those files
 import json
 from pathlib import Path
 
-from lmlab.data.validate import FAILURE_MODES
+from lmlab.core.format import apply_style, fmt_fixed
 from lmlab.core.io import read_json, read_tsv, write_json, write_tsv
+from lmlab.data.tasks import FAILURE_MODES
 
 CURVE_KEYS = ("rewards/margins", "rewards/accuracies", "loss", "accuracy", "margin", "reward", "kl")
 
@@ -53,10 +54,6 @@ def method_record(name, model_dir, keys):
     }, rows
 
 
-def _fmt(x, digits=3):
-    return "" if x is None else f"{x:.{digits}f}"
-
-
 def _metric(record, key, field="last_quarter_mean"):
     m = record["metrics"].get(key)
     return None if m is None else m[field]
@@ -71,10 +68,10 @@ def reward_accuracy_rows(accuracy):
             {
                 "pairs": group,
                 "n": h["n"],
-                "heuristic": f"{_fmt(h['estimate'])} [{_fmt(h['low'])}, {_fmt(h['high'])}]",
-                "heuristic_ties": _fmt(h["ties"], 2),
-                "learned": f"{_fmt(l['estimate'])} [{_fmt(l['low'])}, {_fmt(l['high'])}]",
-                "learned_ties": _fmt(l["ties"], 2),
+                "heuristic": f"{fmt_fixed(h['estimate'])} [{fmt_fixed(h['low'])}, {fmt_fixed(h['high'])}]",
+                "heuristic_ties": fmt_fixed(h["ties"], 2),
+                "learned": f"{fmt_fixed(l['estimate'])} [{fmt_fixed(l['low'])}, {fmt_fixed(l['high'])}]",
+                "learned_ties": fmt_fixed(l["ties"], 2),
             }
         )
     return rows
@@ -104,25 +101,37 @@ def training_rows(records):
             {
                 "method": r["name"],
                 "steps": r["steps"],
-                "loss (first -> last 1/4)": f"{_fmt(_metric(r, 'loss', 'first'))} -> {_fmt(_metric(r, 'loss'))}",
-                "reward margin": _fmt(_metric(r, "rewards/margins") if "rewards/margins" in r["metrics"]
+                "loss (first -> last 1/4)": f"{fmt_fixed(_metric(r, 'loss', 'first'))} -> {fmt_fixed(_metric(r, 'loss'))}",
+                "reward margin": fmt_fixed(_metric(r, "rewards/margins") if "rewards/margins" in r["metrics"]
                                       else _metric(r, "margin")),
-                "reward accuracy": _fmt(_metric(r, "rewards/accuracies") if "rewards/accuracies" in r["metrics"]
+                "reward accuracy": fmt_fixed(_metric(r, "rewards/accuracies") if "rewards/accuracies" in r["metrics"]
                                         else _metric(r, "accuracy")),
                 "policy reward (first -> last 1/4)": (
-                    f"{_fmt(_metric(r, 'reward', 'first'))} -> {_fmt(_metric(r, 'reward'))}"
+                    f"{fmt_fixed(_metric(r, 'reward', 'first'))} -> {fmt_fixed(_metric(r, 'reward'))}"
                     if "reward" in r["metrics"] else ""
                 ),
-                "kl": _fmt(_metric(r, "kl"), 4),
-                "train s": _fmt(r["train_s"], 1),
-                "cpu s": _fmt(r["train_cpu_s"], 1),
+                "kl": fmt_fixed(_metric(r, "kl"), 4),
+                "train s": fmt_fixed(r["train_s"], 1),
+                "cpu s": fmt_fixed(r["train_cpu_s"], 1),
             }
         )
     return rows
 
 
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend, in the project's figure style."""
+    # Lazy: matplotlib is needed only to draw the figures.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    apply_style(plt)
+    return plt
+
+
 def _integer_steps(axes):
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # lazy, as in _pyplot
 
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -135,14 +144,7 @@ def _save(fig, figure_dir, name):
 
 def preference_curves_figure(curves, rm_rows, figure_dir):
     """DPO/ORPO implicit reward margins and accuracies per step (+ reward-model accuracy)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from lmlab.core.format import apply_style
-
-    apply_style(plt)
+    plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.0))
     for name, rows in curves.items():
         for ax, key in zip(axes, ("rewards/margins", "rewards/accuracies")):
@@ -171,14 +173,7 @@ def preference_curves_figure(curves, rm_rows, figure_dir):
 
 def rm_accuracy_figure(accuracy, figure_dir):
     """Pairwise accuracy on preferences_test per failure mode, heuristic vs learned, with CIs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from lmlab.core.format import apply_style
-
-    apply_style(plt)
+    plt = _pyplot()
     groups = ["all", *[m for m in FAILURE_MODES if m in accuracy["heuristic"]]]
     fig, ax = plt.subplots(figsize=(8, 3.0))
     width = 0.38
@@ -202,14 +197,7 @@ def rm_accuracy_figure(accuracy, figure_dir):
 
 def rloo_figure(curves, figure_dir):
     """Mean reward per RLOO step for each arm (the arms' rewards have different scales)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from lmlab.core.format import apply_style
-
-    apply_style(plt)
+    plt = _pyplot()
     fig, axes = plt.subplots(1, max(1, len(curves)), figsize=(4 * max(1, len(curves)), 2.8), squeeze=False)
     for ax, (name, rows) in zip(axes[0], curves.items()):
         points = curve(rows, "reward")

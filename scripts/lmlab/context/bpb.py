@@ -17,9 +17,11 @@ import os
 import time
 
 import numpy as np
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from lmlab.core.io import read_jsonl, write_json
-from lmlab.context.tokenizers import BPE_SPECIAL, load_backend, training_texts
+from lmlab.context.tokenizers import BPE_SPECIAL, encode_batch, load_backend, training_texts
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +40,7 @@ def bpe_encoder(path):
     if sep is None:
         raise ValueError(f"{path}: no {BPE_SPECIAL} token")
 
-    def encode(texts):
-        return [e.ids for e in backend.encode_batch(list(texts), add_special_tokens=False)]
-
-    return encode, sep, backend.get_vocab_size(with_added_tokens=True)
+    return (lambda texts: encode_batch(backend, texts)), sep, backend.get_vocab_size(with_added_tokens=True)
 
 
 def stream(encode, sep, texts):
@@ -60,9 +59,6 @@ def stream_bytes(texts):
 
 
 def build_model(vocab_size, hidden_size, layers, heads, block_size, seed):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=vocab_size,
@@ -90,8 +86,6 @@ def stream_nll(model, ids, block_size, batch_size=32):
     """Total NLL (nats) and count of the tokens ids[1:], scored with sliding windows of
     `block_size` and stride block_size // 2: each token is scored once, with at least half
     a block of context where the stream allows."""
-    import torch
-
     stride = max(1, block_size // 2)
     n = len(ids)
     spans = []  # (window start, window end, first scored position)
@@ -144,8 +138,6 @@ def train_and_score(
     """Train a tiny LM under `tokenizer` ("bytes" or a BPE tokenizer.json at
     `tokenizer_path`) and write its validation bits per byte to `out_json`; the first
     `validation_docs` validation rows are scored (0 = all)."""
-    import torch
-
     train_texts = training_texts(read_jsonl(train_path))
     val_texts = training_texts(read_jsonl(validation_path))
     if validation_docs:

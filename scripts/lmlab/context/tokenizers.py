@@ -10,8 +10,10 @@ import re
 from pathlib import Path
 
 import numpy as np
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from lmlab.core.errors import InputError
+from lmlab.core.io import atomic_write, read_jsonl, write_json
 
 # The seed notebook's word tokenizer: runs of word characters, or one punctuation mark.
 SEED_WORD_RE = re.compile(r"\w+|[^\w\s]")
@@ -70,8 +72,6 @@ def train_bpe(texts, vocab_size, out_path, min_frequency=2):
     before `vocab_size` when no pair occurs `min_frequency` times, and the real size is
     what the study reports.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
     if not texts:
         raise InputError("train_bpe: no training text")
     tokenizer = Tokenizer(models.BPE())
@@ -88,8 +88,6 @@ def train_bpe(texts, vocab_size, out_path, min_frequency=2):
     tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     text = tokenizer.to_str(pretty=True)
-    from lmlab.core.io import atomic_write
-
     with atomic_write(out_path) as handle:
         handle.write(text + "\n")
     return {
@@ -98,10 +96,17 @@ def train_bpe(texts, vocab_size, out_path, min_frequency=2):
     }
 
 
+def train_tokenizers(train_path, vocab_sizes, out_paths, info_path, min_frequency=2):
+    """One byte-level BPE per vocabulary size on the SFT training text, saved at the
+    matching `out_paths`; their `train_bpe` infos go to `info_path` as {"bpe-<size>": info}."""
+    texts = training_texts(read_jsonl(train_path))
+    info = {f"bpe-{size}": train_bpe(texts, size, path, min_frequency) for size, path in zip(vocab_sizes, out_paths)}
+    write_json(info_path, info)
+    return info
+
+
 def load_backend(path):
     """A `tokenizers.Tokenizer` from a tokenizer.json file or a model folder holding one."""
-    from tokenizers import Tokenizer
-
     path = Path(path)
     if path.is_dir():
         path = path / "tokenizer.json"

@@ -1,10 +1,16 @@
-"""Config checking: one line per problem, before any job runs."""
+"""Config checking in one place, before any job runs: the JSON Schema (config/schema.yaml)
+for keys, types and ranges, then the rules that tie one section to another. Each problem
+is one line naming the key, e.g. `config: sft.mix: 'sft_test' is held out, not trainable`.
+"""
 
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from lmlab.core.errors import InputError
+
+# The validated SFT files (rules/data.smk names them; the validation rule checks each).
+SFT_DATASETS = ("sft_train", "sft_validation", "sft_test")
 
 
 def check_config(config, schema_path, source="config"):
@@ -15,3 +21,35 @@ def check_config(config, schema_path, source="config"):
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "<top level>"
         raise InputError(f"{source}: {where}: {error.message}")
+
+
+def trained_model_names(config):
+    """Names of the models this config trains or loads (base, sft, the aligned policies)."""
+    names = ["base"]
+    if config["alignment"]["sft_template"] in config["templates"]:
+        names.append("sft")
+    names += ["dpo", "orpo", *(f"rloo_{arm}" for arm in config["alignment"]["rloo"]["arms"])]
+    return names
+
+
+def check_rules(config):
+    """Cross-section rules the schema cannot express; call after defaults are filled."""
+    sft = config["sft"]
+    for role, name in [("validation", sft["validation"])] + [("mix", e["dataset"]) for e in sft["mix"]]:
+        if name not in SFT_DATASETS:
+            raise InputError(f"config: sft.{role}: {name!r} is not one of {list(SFT_DATASETS)}")
+        if role == "mix" and name in ("sft_test", sft["validation"]):
+            raise InputError(f"config: sft.mix: {name!r} is held out, not trainable")
+    trained = [f"bpe-{v}" for v in config["context"]["bpe_vocab_sizes"]]
+    for lm in config["context"]["bpb"]["tokenizers"]:
+        if lm != "bytes" and lm not in trained:
+            raise InputError(
+                f"config: context.bpb.tokenizers: {lm!r} is not trained; "
+                f"add its size to context.bpe_vocab_sizes ({trained})"
+            )
+    available = trained_model_names(config)
+    requested = [m for m in config["agents"]["models"] if m != "rloo"]
+    if "rloo" in config["agents"]["models"]:
+        requested += [m for m in available if m.startswith("rloo_")]
+    if not any(m in available for m in requested):
+        raise InputError(f"config: agents.models: no model can run (trained here: {', '.join(available)})")

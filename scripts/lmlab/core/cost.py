@@ -20,6 +20,8 @@ import resource
 import sys
 import time
 
+import torch
+
 FLOPS_FORMULA = (
     "6 * N_forward * tokens (N_forward: parameters used in forward matmuls; tokens: non-padding training tokens)"
 )
@@ -31,8 +33,6 @@ def gemm_probe(seconds=1.0, n=1024, device="cpu", dtype=None):
 
     Returns {"flops_per_s", "n", "dtype", "device", "matmuls", "seconds"}.
     """
-    import torch
-
     dtype = dtype or torch.float32
     generator = torch.Generator(device="cpu").manual_seed(0)
     a = torch.randn(n, n, generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
@@ -70,8 +70,6 @@ def gemm_probe(seconds=1.0, n=1024, device="cpu", dtype=None):
 def peak_memory_bytes(device="cpu"):
     """Peak memory of this process: device memory on CUDA, resident set size on CPU."""
     if str(device).startswith("cuda"):
-        import torch
-
         return int(torch.cuda.max_memory_allocated())
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
@@ -80,8 +78,6 @@ def peak_memory_bytes(device="cpu"):
 
 def forward_parameters(model):
     """(N_forward, N_trainable): see the module docstring for what counts."""
-    import torch
-
     base = model
     if hasattr(base, "get_base_model"):
         base = base.get_base_model()

@@ -14,7 +14,7 @@ which starts N copies of this module's entry point (one per GPU); each imports t
 (only from the `lmlab` package) and calls it with the same arguments. The functions write
 their outputs themselves, on the main process only (TRL's `save_model` and lmlab's own
 writes guarded by `PartialState().is_main_process`, as in `lmlab.sft.train.train_sft` and
-`lmlab.alignment.train.finish`). The main process's return value comes back through
+`lmlab.training.run.finish`). The main process's return value comes back through
 `<function>.result.json` when it is JSON-serialisable; otherwise `run` returns None on the
 launched path, so step scripts must not depend on the return value.
 
@@ -23,8 +23,8 @@ dicts; `os.PathLike` values are passed as strings and tuples as lists. Anything 
 callback object, a model) is refused with a TypeError before anything starts.
 
 A run stopped by a signal (SLURM preemption, Snakemake shutdown) saves a checkpoint in each
-launched process and exits 128 + signal (`lmlab.alignment.train.TrainingInterrupted`,
-`lmlab.sft.train.EXIT_PREEMPTED`); the launcher itself reports only "failed", so each process
+launched process and exits 128 + signal (`lmlab.training.signals.TrainingInterrupted`;
+EXIT_PREEMPTED for SIGTERM); the launcher itself reports only "failed", so each process
 records its exit code beside the kwargs file and `run` exits with that code (143 for SIGTERM),
 as the single-process path does. A SIGTERM or SIGINT that reaches this process while it waits
 is passed on to the launcher, which stops the processes it started (they checkpoint first).
@@ -43,15 +43,15 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 PACKAGE = "lmlab"
-SCRIPTS_DIR = Path(__file__).resolve().parents[1]  # scripts/: what PYTHONPATH needs for `lmlab`
+SCRIPTS_DIR = Path(__file__).resolve().parents[2]  # scripts/: what PYTHONPATH needs for `lmlab`
 LOG_FILE_ENV = "LMLAB_LAUNCH_LOG"  # the rule's log file, appended to by the main launched process
-EXIT_PREEMPTED = 128 + signal.SIGTERM  # 143, as lmlab.sft.train.EXIT_PREEMPTED
+EXIT_PREEMPTED = 128 + signal.SIGTERM  # 143: a training process stopped by SIGTERM after its checkpoint
 
 
 def processes_for(gpus):
     """Processes to launch for a rule granted `gpus` GPUs: one per GPU that is really visible,
     1 on a machine without CUDA (CPU runs train in the calling process)."""
-    import torch
+    import torch  # lazy: see any_process
 
     if not torch.cuda.is_available():
         return 1
@@ -66,12 +66,12 @@ def in_launched_process():
 def any_process(flag):
     """`flag` OR-ed over the processes of a DDP run (just `flag` in a single process). Every
     process must call it at the same point (it is a collective)."""
+    # Lazy (here and below): torch is heavy, and the launching side of this module needs none of it.
+    import torch
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
         return flag
-    import torch
-
     on_gpu = "nccl" in str(dist.get_backend()) and torch.cuda.is_available()
     device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else "cpu"
     value = torch.tensor([1 if flag else 0], device=device)
@@ -271,7 +271,7 @@ def main(argv=None):
     if in_launched_process():
         # Before any model is loaded: this process's GPU becomes the current CUDA device, so
         # `.to("cuda")` in the training code puts each process's copy on its own GPU.
-        from accelerate import PartialState
+        from accelerate import PartialState  # lazy: loads torch (see any_process)
 
         PartialState()
     _, result_file, exit_pattern = launch_files(kwargs_path.parent, func_spec)

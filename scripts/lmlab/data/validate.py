@@ -6,25 +6,13 @@ files finishes before anything is written, so bad input leaves no partial output
 
 import json
 import re
-import unicodedata
 from collections import Counter
 from pathlib import Path
 
 from lmlab.core.errors import input_error
 from lmlab.core.io import read_json, sha256_file, write_json, write_jsonl
-
-SFT_TASKS = (
-    "json_extraction",
-    "arithmetic",
-    "sentiment",
-    "summarization",
-    "kb_qa",
-    "refusal",
-    "long_context_qa",
-)
-FAILURE_MODES = ("wrong_format", "factual_error", "over_long", "unsupported_claim", "needless_refusal")
-AGENT_CATEGORIES = ("calculation", "kb_lookup", "extraction", "multi_step")
-LANGS = ("en", "es")
+from lmlab.core.text import fold
+from lmlab.data.tasks import AGENT_CATEGORIES, FAILURE_MODES, LANGS, SFT_TASKS
 
 # Required fields per kind: name -> (type, may be empty).
 FIELDS = {
@@ -70,9 +58,7 @@ TYPE_NAMES = {str: "string", dict: "object", list: "array"}
 
 def normalize_text(text):
     """Casefold, strip accents, collapse non-alphanumerics: the overlap check's key."""
-    text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return re.sub(r"[\W_]+", " ", text).strip()
+    return re.sub(r"[\W_]+", " ", fold(text)).strip()
 
 
 def _from_messages(row, path, line):

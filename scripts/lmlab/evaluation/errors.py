@@ -20,12 +20,15 @@ The seed's columns (id, task, model, prompt, prediction, gold, error_type, proba
 proposed_fix) come first; `prompt` is the prompt variant, and context, lang and cell follow.
 """
 
+import json
 import random
 import re
-import unicodedata
 from pathlib import Path
 
 from lmlab.core.io import read_jsonl, write_json, write_tsv
+from lmlab.core.text import fold
+from lmlab.evaluation.design import cell_id, order_models
+from lmlab.evaluation.metrics import QA_TASKS, first_number
 
 ERROR_TYPES = (
     "missing_refusal",
@@ -39,7 +42,6 @@ ERROR_TYPES = (
 )
 COLUMNS = ["id", "task", "model", "prompt", "prediction", "gold", "error_type", "probable_cause", "proposed_fix",
            "context", "lang", "cell"]
-QA_TASKS = ("kb_qa", "long_context_qa")
 
 # Capitalised words that are not names: sentence starters and function words in English and
 # Spanish (accent-stripped, casefolded). A capitalised word outside this list counts as a name.
@@ -59,23 +61,18 @@ NOT_NAMES = frozenset(
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 
 
-def _fold(text):
-    text = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
-
-
 def names_in(text):
     """Capitalised words that are not common words: candidate entity names, in order."""
     names = []
     for match in _WORD.finditer(text):
         word = match.group(0).strip("'’-")
-        if word[:1].isupper() and _fold(word) not in NOT_NAMES and word not in names:
+        if word[:1].isupper() and fold(word) not in NOT_NAMES and word not in names:
             names.append(word)
     return names
 
 
 def _words(text):
-    return " ".join(re.sub(r"[^\w]+", " ", _fold(text)).split())
+    return " ".join(re.sub(r"[^\w]+", " ", fold(text)).split())
 
 
 def hallucinated_entities(prediction, sources):
@@ -87,8 +84,6 @@ def hallucinated_entities(prediction, sources):
 def evidence(row):
     """What the answer needs from the input: the instruction (it holds the task, and for
     long_context_qa the question), plus the QA answer span or the gold JSON string values."""
-    import json
-
     meta = row.get("meta") or {}
     needed = [row["instruction"].strip()] if row.get("instruction", "").strip() else []
     if row["task"] in QA_TASKS and meta.get("answer"):
@@ -106,15 +101,13 @@ def lost_evidence(row):
     """Evidence that the full input holds but the truncated prompt as sent does not."""
     if not row.get("truncated"):
         return []
-    full = _fold(row.get("instruction", "") + "\n" + row.get("input", ""))
-    sent = _fold(row["prompt"])
-    return [e for e in evidence(row) if _fold(e) in full and _fold(e) not in sent]
+    full = fold(row.get("instruction", "") + "\n" + row.get("input", ""))
+    sent = fold(row["prompt"])
+    return [e for e in evidence(row) if fold(e) in full and fold(e) not in sent]
 
 
 def format_problem(row, scored):
     """A description of a wrong-shape answer, or None."""
-    from lmlab.evaluation.metrics import first_number
-
     pred = (row.get("prediction") or "").strip()
     task = row["task"]
     if not pred:
@@ -140,8 +133,6 @@ def _wrong_cause(row, scored):
     meta = row.get("meta") or {}
     task = row["task"]
     if task == "arithmetic":
-        from lmlab.evaluation.metrics import first_number
-
         return f"wrong number {first_number(row['prediction'])} (gold {meta.get('answer', row['gold'])})"
     if task == "sentiment":
         return f"predicted label {scored.get('predicted_label')} (gold {meta.get('label')})"
@@ -257,7 +248,7 @@ def error_rows(gen_rows, scored_rows, cell, overlong_factor=2.0, overlong_slack_
                 "proposed_fix": fix,
                 "context": cell["context"],
                 "lang": row["lang"],
-                "cell": f"{cell['model']}/{cell['prompt']}/ctx{cell['context']}",
+                "cell": cell_id(cell),
             }
         )
     return rows
@@ -271,13 +262,11 @@ def _short(text, limit=160):
 def error_analysis(cells, gen_paths, metrics_paths, out_table, out_summary, *, reference, overlong_factor,
                    overlong_slack_words, examples_per_type, seed):
     """Rule evaluation_errors: results/evaluation/errors/error_table.tsv, summary.json and tables/."""
-    from lmlab.evaluation.cells import order_models
-
     all_rows, per_cell, n_items = [], {}, {}
     for cell, gen_path, metrics_path in zip(cells, gen_paths, metrics_paths):
         gens = read_jsonl(gen_path)
         rows = error_rows(gens, read_jsonl(metrics_path), cell, overlong_factor, overlong_slack_words)
-        cid = f"{cell['model']}/{cell['prompt']}/ctx{cell['context']}"
+        cid = cell_id(cell)
         per_cell[cid] = {t: sum(r["error_type"] == t for r in rows) for t in ERROR_TYPES}
         n_items[cid] = len(gens)
         all_rows += rows
@@ -285,7 +274,7 @@ def error_analysis(cells, gen_paths, metrics_paths, out_table, out_summary, *, r
 
     out_dir = Path(out_summary).parent
     tables = out_dir / "tables"
-    ref_cells = {f"{c['model']}/{c['prompt']}/ctx{c['context']}": c["model"] for c in cells
+    ref_cells = {cell_id(c): c["model"] for c in cells
                  if c["prompt"] == reference["prompt"] and c["context"] == reference["context"]}
     models = order_models(list(dict.fromkeys(ref_cells.values())))
     by_model = {}

@@ -10,7 +10,7 @@ to fill in, plus a free comment.
 Filled sheets come back through config `evaluation.human_eval.sheets`; with two annotators
 the agreement is Cohen's weighted kappa (quadratic, on the 1-5 scale) per criterion, with
 more, the mean pairwise kappa and Krippendorff's alpha (ordinal). Mean ratings per model
-are computed through the key.
+are computed through the key. `sheet_summary` is what the evaluation summary says of the kit.
 """
 
 import csv
@@ -19,8 +19,13 @@ import math
 import random
 from pathlib import Path
 
+import yaml
+
 from lmlab.core.errors import InputError, input_error
-from lmlab.core.io import atomic_write, read_jsonl, write_json, write_tsv
+from lmlab.core.io import atomic_write, read_json, read_jsonl, write_json, write_tsv
+from lmlab.core.stats import cohen_kappa, krippendorff_alpha_ordinal
+from lmlab.evaluation.design import cell_id
+from lmlab.evaluation.testset import interleave
 
 KEY_COLUMNS = ["code", "model", "id", "task", "lang", "cell"]
 BASE_COLUMNS = ["code", "task", "lang", "request", "response"]
@@ -28,8 +33,6 @@ BASE_COLUMNS = ["code", "task", "lang", "request", "response"]
 
 def load_rubric(path):
     """The rubric: {name, scale: [low, high], criteria: [{name, question, anchors}]}, checked."""
-    import yaml
-
     with open(path, encoding="utf-8") as handle:
         rubric = yaml.safe_load(handle)
     if not isinstance(rubric, dict) or not rubric.get("criteria"):
@@ -62,15 +65,11 @@ def sample_items(rows, n_items, seed):
         queue = sorted(by_task[task], key=lambda r: r["id"])
         rng.shuffle(queue)
         queues.append(queue)
-    picked = []
-    while len(picked) < n_items and any(queues):
-        for queue in queues:
-            if queue and len(picked) < n_items:
-                picked.append(queue.pop(0))
-    return picked
+    return interleave(queues, n_items)
 
 
 def request_text(row):
+    """The request as a reader sees it: the instruction, then the input when there is one."""
     text = row["instruction"].strip()
     if row.get("input", "").strip():
         text += "\n\n" + row["input"].strip()
@@ -104,8 +103,9 @@ def export_sheet(items_path, models, gen_paths, rubric_path, out_sheet, out_key,
         row, gen = entry["row"], entry["gen"]
         sheet.append({"code": code, "task": row["task"], "lang": row["lang"], "request": request_text(row),
                       "response": gen["prediction"]})
+        cell = {"model": gen["model"], "prompt": gen["prompt_name"], "context": gen["context"]}
         key.append({"code": code, "model": entry["model"], "id": row["id"], "task": row["task"],
-                    "lang": row["lang"], "cell": f"{gen['model']}/{gen['prompt_name']}/ctx{gen['context']}"})
+                    "lang": row["lang"], "cell": cell_id(cell)})
     _write_csv(out_sheet, sheet, sheet_columns(rubric))
     _write_csv(out_key, key, KEY_COLUMNS)
     return sheet, key
@@ -163,8 +163,6 @@ def annotator_name(path, index):
 
 def agreement(sheet_paths, key_path, rubric_path, out_json, out_tsv):
     """Rule evaluation_human_agreement: agreement per criterion and mean ratings per model."""
-    from lmlab.core.stats import cohen_kappa, krippendorff_alpha_ordinal
-
     rubric = load_rubric(rubric_path)
     low, high = rubric["scale"]
     labels = list(range(low, high + 1))
@@ -221,3 +219,19 @@ def agreement(sheet_paths, key_path, rubric_path, out_json, out_tsv):
     write_tsv(out_tsv, rows, ["criterion", "a", "b", "n", "kappa_quadratic", "kappa_linear", "exact_agreement"])
     write_json(out_json, result)
     return result
+
+
+def sheet_summary(agreement_path, key_path):
+    """What the paper says about the kit: the sheet's size, and agreement and mean ratings
+    when filled sheets were read back (either path may be None)."""
+    summary = {"sheet_rows": 0, "annotators": 0, "agreement": None, "mean_by_model": None}
+    if key_path:
+        key = read_key(key_path)
+        summary["sheet_rows"] = len(key)
+        summary["sheet_items"] = len({row["id"] for row in key.values()})
+    if agreement_path:
+        filled = read_json(agreement_path)
+        summary["annotators"] = filled["annotators"]
+        summary["agreement"] = filled.get("agreement")
+        summary["mean_by_model"] = filled.get("mean_by_model")
+    return summary

@@ -1,11 +1,13 @@
-"""Per-item evaluation metrics, their aggregation by task family, and gold-answer NLL.
+"""Per-item evaluation metrics and their aggregation by task family.
 
 `score_item` turns one generation row (`task, prediction, gold, meta`, meta as in
 docs/CONVENTIONS.md) into a flat dict of metrics; `aggregate` averages every numeric or
 boolean metric by task and over all rows (`task = "all"`). Confidence intervals are
 `lmlab.core.stats`' job, so this module only produces point values, and it rounds nothing.
 
-Everything here is a pure function of its inputs except `gold_nll`, which runs a model.
+Everything here is a pure function of its inputs (the gold answer's NLL under a model is
+lmlab.evaluation.nll's). The third-party scorers (rouge-score, sacrebleu, jsonschema) are
+imported where they are used, so importing this module stays light.
 """
 
 import json
@@ -14,7 +16,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from lmlab.data.validate import SFT_TASKS as TASKS
+from lmlab.core.text import fold
+from lmlab.data.tasks import SFT_TASKS as TASKS
 
 QA_TASKS = ("kb_qa", "long_context_qa")
 SENTIMENT_LABELS = ("positive", "negative", "neutral")
@@ -44,26 +47,20 @@ DEFAULT_ROUGE_THRESHOLD = 0.4
 # --------------------------------------------------------------------------- text
 
 
-def _strip_accents(text):
-    # NFKD splits "é" into "e" + a combining accent (category Mn), which we then drop.
-    return "".join(
-        ch for ch in unicodedata.normalize("NFKD", text) if unicodedata.category(ch) != "Mn"
-    )
-
-
 _ARTICLES = re.compile(r"\b(?:a|an|the|el|la|los|las|un|una|unos|unas)\b")
 
 
 def normalize_answer(text):
     """SQuAD-style normalisation, extended to Spanish; idempotent.
 
-    casefold + strip accents (NFKD, so ligatures and full-width forms fold too) -> drop
-    punctuation (every Unicode P* character, so "¿" and "¡" go too) -> drop English and
-    Spanish articles -> collapse whitespace. Accents go before articles so that one pass
-    is final: the pronoun "él" is dropped like the article "el" (harmless for matching).
+    casefold + strip accents (lmlab.core.text.fold: NFKD, so ligatures and full-width forms
+    fold too) -> drop punctuation (every Unicode P* character, so "¿" and "¡" go too) -> drop
+    English and Spanish articles -> collapse whitespace. Accents go before articles so that
+    one pass is final: the pronoun "él" is dropped like the article "el" (harmless for matching).
     """
-    # Twice, because each step can expose work for the other ("İ" casefolds to i + dot).
-    text = _strip_accents(_strip_accents(text).casefold()).casefold()
+    # Twice, because each step can expose work for the other ("İ" casefolds to i + dot, and
+    # NFKD turns compatibility forms such as "ᴬ" into capitals that need folding again).
+    text = fold(fold(text))
     text = "".join(ch for ch in text if not unicodedata.category(ch).startswith("P"))
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
@@ -359,7 +356,7 @@ _REFUSAL = re.compile("|".join(_REFUSAL_PATTERNS))
 
 def is_refusal(text):
     """Keyword/regex refusal detector for English and Spanish responses."""
-    text = _strip_accents(text.casefold()).replace("\u2019", "'").replace("\u2018", "'")
+    text = fold(text).replace("\u2019", "'").replace("\u2018", "'")
     return _REFUSAL.search(" ".join(text.split())) is not None
 
 
@@ -469,7 +466,8 @@ def score_item(row, rouge_threshold=DEFAULT_ROUGE_THRESHOLD):
     return scored
 
 
-def _is_number(value):
+def is_number(value):
+    """True for a bool, int or float that is not NaN: a value aggregates and intervals count."""
     return isinstance(value, (bool, int, float)) and not (
         isinstance(value, float) and math.isnan(value)
     )
@@ -498,7 +496,7 @@ def _aggregate_group(task, rows):
     totals, counts = {}, {}
     for row in rows:
         for key, value in row.items():
-            if key in ("id", "lang", "task") or not _is_number(value):
+            if key in ("id", "lang", "task") or not is_number(value):
                 continue
             totals[key] = totals.get(key, 0.0) + float(value)
             counts[key] = counts.get(key, 0) + 1
@@ -508,113 +506,3 @@ def _aggregate_group(task, rows):
         if counts[key] != len(rows):
             result[f"n_{key}"] = counts[key]
     return result
-
-
-# --------------------------------------------------------------------------- model NLL
-
-
-def token_budget_batches(order, lengths, batch_size, max_tokens=4096):
-    """Consecutive batches of `order` (indices sorted by length) of at most `batch_size` items
-    and at most `max_tokens` padded tokens (items x longest), but never empty: one long
-    document no longer pads seven short ones to its length."""
-    batches, batch = [], []
-    for i in order:
-        width = max([lengths[j] for j in batch] + [lengths[i]])
-        if batch and (len(batch) >= batch_size or (len(batch) + 1) * width > max_tokens):
-            batches.append(batch)
-            batch = []
-        batch.append(i)
-    if batch:
-        batches.append(batch)
-    return batches
-
-
-def gold_nll(model, tokenizer, prompts, golds, batch_size=8, max_length=None):
-    """Per-item mean NLL (nats per token) of each gold continuation given its prompt.
-
-    Prompt and gold are tokenised separately (no special tokens) and concatenated, so the
-    gold tokens are exactly the scored span. Batches are right-padded (real tokens keep
-    positions 0..L-1 without position_ids bookkeeping); labels are -100 on the prompt and
-    on padding. `max_length` cuts prompts from the left, as generation does. Returns one
-    {"gold_nll", "gold_tokens"} per item, in input order, where `gold_tokens` counts the
-    scored tokens (with an empty prompt the first gold token has no context and is not
-    scored; a one-token gold then gets NaN). The model's train/eval mode is restored.
-    """
-    import torch
-
-    if len(prompts) != len(golds):
-        raise ValueError(f"prompts and golds differ in length: {len(prompts)} != {len(golds)}")
-    pad_id = tokenizer.pad_token_id
-    if pad_id is None:
-        pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-
-    items = []
-    for prompt, gold in zip(prompts, golds):
-        prompt_ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-        gold_ids = list(tokenizer(gold, add_special_tokens=False)["input_ids"])
-        if not gold_ids:
-            raise ValueError(f"gold has no tokens: {gold!r}")
-        if max_length is not None:
-            if len(gold_ids) >= max_length:
-                raise ValueError(
-                    f"gold alone has {len(gold_ids)} tokens >= max_length {max_length}"
-                )
-            prompt_ids = prompt_ids[max(0, len(prompt_ids) + len(gold_ids) - max_length) :]
-        items.append((prompt_ids, gold_ids))
-
-    # Sorting by length keeps padding per batch small; results go back in input order.
-    order = sorted(range(len(items)), key=lambda i: (len(items[i][0]) + len(items[i][1]), i))
-    results = [None] * len(items)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for batch in token_budget_batches(order, [len(p) + len(g) for p, g in items], batch_size):
-                width = max(len(items[i][0]) + len(items[i][1]) for i in batch)
-                input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-                attention = torch.zeros((len(batch), width), dtype=torch.long)
-                labels = torch.full((len(batch), width), -100, dtype=torch.long)
-                for r, i in enumerate(batch):
-                    prompt_ids, gold_ids = items[i]
-                    ids = prompt_ids + gold_ids
-                    input_ids[r, : len(ids)] = torch.tensor(ids)
-                    attention[r, : len(ids)] = 1
-                    labels[r, len(prompt_ids) : len(ids)] = torch.tensor(gold_ids)
-                logits = model(
-                    input_ids=input_ids.to(device), attention_mask=attention.to(device)
-                ).logits
-                # Token t is predicted from position t-1.
-                shift_logits = logits[:, :-1, :].float()
-                shift_labels = labels[:, 1:].to(device)
-                token_nll = torch.nn.functional.cross_entropy(
-                    shift_logits.reshape(-1, shift_logits.size(-1)),
-                    shift_labels.reshape(-1),
-                    ignore_index=-100,
-                    reduction="none",
-                ).view(shift_labels.shape)
-                scored = shift_labels != -100
-                sums = (token_nll * scored).sum(dim=1)
-                counts = scored.sum(dim=1)
-                for r, i in enumerate(batch):
-                    n_tokens = int(counts[r])
-                    if n_tokens == 0:
-                        # An empty prompt leaves the first gold token without a predictor.
-                        results[i] = {"gold_nll": float("nan"), "gold_tokens": 0}
-                    else:
-                        results[i] = {
-                            "gold_nll": float(sums[r]) / n_tokens,
-                            "gold_tokens": n_tokens,
-                        }
-    finally:
-        model.train(was_training)
-    return results
-
-
-def perplexity(nll_rows):
-    """Token-weighted corpus perplexity exp(sum nll*tokens / sum tokens) of gold_nll rows."""
-    total_tokens = sum(r["gold_tokens"] for r in nll_rows)
-    if total_tokens == 0:
-        raise ValueError("perplexity of zero tokens")
-    total = sum(r["gold_nll"] * r["gold_tokens"] for r in nll_rows if r["gold_tokens"])
-    return math.exp(total / total_tokens)

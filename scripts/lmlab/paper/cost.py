@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 
 from lmlab.core.errors import InputError, input_error
+from lmlab.core.format import apply_style, fmt_fixed
 from lmlab.core.io import read_tsv, write_json, write_tsv
 
 BENCHMARK_COLUMNS = ("s", "max_rss", "cpu_time")
@@ -154,18 +155,13 @@ def tokens_per_example(evaluation=None):
     return out
 
 
-def _fmt(x, digits):
-    return "" if x is None else f"{x:.{digits}f}"
-
-
 def cost_figure(per_rule, order, out_png, out_pdf):
     """Horizontal bars: wall time per rule (seconds, summed over the rule's jobs)."""
+    # matplotlib is imported on use: it is slow to import and only this function draws.
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from lmlab.core.format import apply_style
 
     apply_style(plt)
     rules = list(reversed(order))  # slowest on top
@@ -216,11 +212,11 @@ def cost_summary(bench_paths, rule_names, out_json, table_dir, fig_dir, sft=None
         {
             "rule": r,
             "jobs": str(per_rule[r]["jobs"]),
-            "wall (s)": _fmt(per_rule[r]["wall_s"], 1),
-            "share of wall": _fmt(100 * per_rule[r]["share_of_wall"], 1) + "%" if per_rule[r]["share_of_wall"] is not None else "",
-            "slowest job (s)": _fmt(per_rule[r]["wall_s_max"], 1),
-            "CPU (s)": _fmt(per_rule[r]["cpu_s"], 1),
-            "peak RSS (MiB)": _fmt(per_rule[r]["max_rss_mib"], 0),
+            "wall (s)": fmt_fixed(per_rule[r]["wall_s"], 1),
+            "share of wall": fmt_fixed(100 * per_rule[r]["share_of_wall"], 1) + "%" if per_rule[r]["share_of_wall"] is not None else "",
+            "slowest job (s)": fmt_fixed(per_rule[r]["wall_s_max"], 1),
+            "CPU (s)": fmt_fixed(per_rule[r]["cpu_s"], 1),
+            "peak RSS (MiB)": fmt_fixed(per_rule[r]["max_rss_mib"], 0),
         }
         for r in order
     ]
@@ -228,11 +224,11 @@ def cost_summary(bench_paths, rule_names, out_json, table_dir, fig_dir, sft=None
         {
             "rule": "total",
             "jobs": str(summary["total"]["jobs"]),
-            "wall (s)": _fmt(total_wall, 1),
+            "wall (s)": fmt_fixed(total_wall, 1),
             "share of wall": "100.0%" if total_wall else "",
             "slowest job (s)": "",
-            "CPU (s)": _fmt(summary["total"]["cpu_s"], 1),
-            "peak RSS (MiB)": _fmt(summary["total"]["max_rss_mib"], 0),
+            "CPU (s)": fmt_fixed(summary["total"]["cpu_s"], 1),
+            "peak RSS (MiB)": fmt_fixed(summary["total"]["max_rss_mib"], 0),
         }
     )
     write_tsv(table_dir / "cost_rules.tsv", rows)
@@ -245,12 +241,12 @@ def cost_summary(bench_paths, rule_names, out_json, table_dir, fig_dir, sft=None
                 "run": key,
                 "steps": "" if t["steps"] is None else str(t["steps"]),
                 "train tokens": "" if t["tokens"] is None else str(t["tokens"]),
-                "tokens/s": _fmt(t["tokens_per_s"], 1),
-                "steps/s": _fmt(t.get("steps_per_s"), 2),
-                "achieved GFLOP/s": _fmt(t["achieved_flops_per_s"] / 1e9 if t["achieved_flops_per_s"] else None, 2),
-                "achieved / probe": _fmt(t["achieved_over_probe"], 3),
-                "peak memory (MiB)": _fmt(t["peak_memory_mib"], 0),
-                "wall (s)": _fmt(t["wall_s"], 1),
+                "tokens/s": fmt_fixed(t["tokens_per_s"], 1),
+                "steps/s": fmt_fixed(t.get("steps_per_s"), 2),
+                "achieved GFLOP/s": fmt_fixed(t["achieved_flops_per_s"] / 1e9 if t["achieved_flops_per_s"] else None, 2),
+                "achieved / probe": fmt_fixed(t["achieved_over_probe"], 3),
+                "peak memory (MiB)": fmt_fixed(t["peak_memory_mib"], 0),
+                "wall (s)": fmt_fixed(t["wall_s"], 1),
             }
             for key, t in training.items()
         ],
@@ -262,9 +258,9 @@ def cost_summary(bench_paths, rule_names, out_json, table_dir, fig_dir, sft=None
             {
                 "cell": cell,
                 "items": str(t["n"]),
-                "prompt tokens / item": _fmt(t["tokens_in_per_item"], 1),
-                "generated tokens / item": _fmt(t["tokens_out_per_item"], 2),
-                "generated tokens / s": _fmt(t["generated_tokens_per_s"], 1),
+                "prompt tokens / item": fmt_fixed(t["tokens_in_per_item"], 1),
+                "generated tokens / item": fmt_fixed(t["tokens_out_per_item"], 2),
+                "generated tokens / s": fmt_fixed(t["generated_tokens_per_s"], 1),
             }
             for cell, t in tokens.items()
         ],

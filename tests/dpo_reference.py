@@ -1,4 +1,5 @@
-"""The DPO loss from real model log-probabilities, written out so it can be read and checked.
+"""A reference DPO loss from real model log-probabilities, written out so it can be read and
+checked against TRL's (test code: training uses TRL's DPOTrainer).
 
 DPO (Rafailov et al., 2023) scores a completion y of prompt x by the implicit reward
 r(x, y) = beta * (log pi(y|x) - log pi_ref(y|x)), where log pi(y|x) is the *sum* of the

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from lmlab.evaluation import errors as et
-from lmlab.evaluation.cells import score_rows
+from lmlab.evaluation.score import score_rows
 from lmlab.core.io import read_json, read_tsv, write_jsonl
 
 SCHEMA = {

@@ -1,0 +1,117 @@
+"""Generation of one evaluation cell: every test item through one (model, prompt, context)
+with the same greedy, batched decoding, one row per item with what the model saw and what
+it cost.
+
+lmlab.models imports torch and transformers only when a model is loaded, so importing this
+module stays light.
+"""
+
+import logging
+import time
+
+from lmlab.core.io import read_jsonl, write_jsonl
+from lmlab.models.base import load_model, load_tokenizer, model_hash
+from lmlab.models.generation import decoding_settings, generate_batched
+from lmlab.models.templates import render_prompt
+
+log = logging.getLogger(__name__)
+
+
+def max_new_tokens_for(task, max_new_tokens):
+    """Per-task generation budget; `default` covers tasks not listed."""
+    return int(max_new_tokens.get(task, max_new_tokens["default"]))
+
+
+def prompt_as_sent(tokenizer, prompt, max_input_tokens):
+    """(text the model saw, untruncated prompt tokens): the prompt cut from the left to
+    `max_input_tokens`, as generate_batched cuts it."""
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if max_input_tokens and len(ids) > max_input_tokens:
+        return tokenizer.decode(ids[-max_input_tokens:], skip_special_tokens=False), len(ids)
+    return prompt, len(ids)
+
+
+def generate_cell(
+    items_path,
+    base_dir,
+    adapter_dir,
+    out_path,
+    *,
+    model_name,
+    prompt_name,
+    template,
+    constrained,
+    context,
+    max_new_tokens,
+    batch_size,
+):
+    """Rule evaluation_generate: one row per test item for one (model, prompt, context) cell.
+
+    Greedy decoding through lmlab.models.generation.generate_batched, one call per task (each task
+    has its own max_new_tokens); identical settings in every cell apart from the cell's own
+    factors. Rows: id, task, lang, meta, instruction, input, prompt (as sent, i.e. cut from
+    the left when truncated), prompt_tokens (before the cut), prediction, gold, tokens_in,
+    tokens_out, truncated, stopped_at_eos, latency_s, decoding, model, prompt_name,
+    template, constrained, context, base_hash, adapter_hash.
+    """
+    items = read_jsonl(items_path)
+    tokenizer = load_tokenizer(base_dir)
+    model = load_model(base_dir, adapter_dir or None)
+    hashes = model_hash(base_dir, adapter_dir or None)
+    prompts = [render_prompt(row, template, tokenizer, constrained) for row in items]
+    results = [None] * len(items)
+    by_task = {}
+    for i, row in enumerate(items):
+        by_task.setdefault(row["task"], []).append(i)
+    started = time.perf_counter()
+    for task in sorted(by_task):
+        indices = by_task[task]
+        budget = max_new_tokens_for(task, max_new_tokens)
+        outputs = generate_batched(
+            model,
+            tokenizer,
+            [prompts[i] for i in indices],
+            max_new_tokens=budget,
+            batch_size=batch_size,
+            max_input_tokens=context,
+            progress=False,
+        )
+        for i, out in zip(indices, outputs):
+            results[i] = (out, budget)
+        log.info("%s: %d items, %.1f s so far", task, len(indices), time.perf_counter() - started)
+    rows = []
+    for row, prompt, (out, budget) in zip(items, prompts, results):
+        sent, prompt_tokens = prompt_as_sent(tokenizer, prompt, context)
+        rows.append(
+            {
+                "id": row["id"],
+                "task": row["task"],
+                "lang": row["lang"],
+                "meta": row.get("meta") or {},
+                "instruction": row["instruction"],
+                "input": row.get("input", ""),
+                "prompt": sent,
+                "prompt_tokens": prompt_tokens,
+                "prediction": out["text"],
+                "gold": row["output"],
+                "tokens_in": out["tokens_in"],
+                "tokens_out": out["tokens_out"],
+                "truncated": out["truncated"],
+                "stopped_at_eos": bool(out["stopped_at_eos"]),
+                "latency_s": out["latency_s"],
+                "decoding": decoding_settings(budget, batch_size, context),
+                "model": model_name,
+                "prompt_name": prompt_name,
+                "template": template,
+                "constrained": bool(constrained),
+                "context": int(context),
+                "base_hash": hashes["base"],
+                "adapter_hash": hashes.get("adapter"),
+            }
+        )
+    write_jsonl(out_path, rows)
+    elapsed = time.perf_counter() - started
+    tokens = sum(r["tokens_out"] for r in rows)
+    log.info("%s/%s/ctx%s: %d items, %d new tokens in %.1f s (%.1f tokens/s)",
+             model_name, prompt_name, context, len(rows), tokens, elapsed, tokens / max(elapsed, 1e-9))
+    return rows
