@@ -4,7 +4,7 @@ checked against TRL's (test code: training uses TRL's DPOTrainer).
 DPO (Rafailov et al., 2023) scores a completion y of prompt x by the implicit reward
 r(x, y) = beta * (log pi(y|x) - log pi_ref(y|x)), where log pi(y|x) is the *sum* of the
 completion tokens' log-probabilities, and minimises -log sigmoid(r(x, y_w) - r(x, y_l)).
-`tests/test_dpo_loss.py` checks that these functions reproduce the loss TRL's DPOTrainer
+`tests/test_alignment_dpo_loss.py` checks that these functions reproduce the loss TRL's DPOTrainer
 computes on the same batch (TRL 1.16 computes it inline in `DPOTrainer._compute_loss`).
 
 The tokenisation mirrors TRL's for string (non-conversational) prompts: EOS is appended to

@@ -1,12 +1,9 @@
 """Reward models: the learned one (TRL RewardTrainer, LoRA on a sequence-classification head
 over the base) and its evaluation against the heuristic baseline on held-out pairs.
 
-The learned reward model reads the rendered prompt + response + EOS (the same strings DPO
-and ORPO train on) and returns one scalar, taken at the last non-pad token. SmolLM2's pad
-token is its EOS, so that is the last response token. Over `max_length` tokens, the input
-keeps the start of the response (at most half the budget) and the end of the prompt
-(`rm_input_ids`), in training, held-out scoring and RLOO's reward callback alike, so the
-three agree; TRL's own handling (drop the pair) would remove most over-long rejections.
+Training reads the same fitted inputs (`lmlab.models.reward.rm_input_ids`) as every user of
+a reward model, pre-tokenised, so TRL keeps every pair; its own handling (drop the pair)
+would remove most over-long rejections.
 
 Pairwise accuracy on preferences_test is the share of pairs where the scorer gives the
 chosen response the higher score; a tie counts one half (what a coin flip would get), and
@@ -17,17 +14,18 @@ import logging
 import random
 from pathlib import Path
 
-import torch
 from datasets import Dataset
-from peft import LoraConfig, PeftModel
+from peft import LoraConfig
 from transformers import AutoModelForSequenceClassification
+from trl import RewardConfig, RewardTrainer
 
 from lmlab.alignment.pairs import render_pair_prompt
 from lmlab.alignment.scoring import heuristic_score
 from lmlab.core.io import read_jsonl, write_json, write_jsonl
 from lmlab.core.stats import bootstrap_ci, paired_bootstrap_diff
 from lmlab.data.tasks import FAILURE_MODES
-from lmlab.models.base import load_tokenizer, pick_device_dtype
+from lmlab.models.base import load_tokenizer
+from lmlab.models.reward import load_reward_model, pairwise_outcome, reward_scores, rm_input_ids
 from lmlab.training.checkpoints import content_hash
 from lmlab.training.outputs import count_by, kv_lines
 from lmlab.training.run import common_args, finish, hardware_section, run_trainer, start_run
@@ -37,64 +35,9 @@ log = logging.getLogger(__name__)
 RM_LOG_KEYS = ("loss", "accuracy", "margin", "mean_reward")
 
 
-def load_reward_model(base_dir, adapter_dir, device=None, dtype=None):
-    """(model, tokenizer): the base as a 1-label sequence classifier + the reward LoRA, eval mode."""
-    if device is None or dtype is None:
-        device, dtype = pick_device_dtype()
-    tokenizer = load_tokenizer(adapter_dir, padding_side="right")
-    model = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1, dtype=dtype)
-    model.config.pad_token_id = tokenizer.pad_token_id
-    model = PeftModel.from_pretrained(model, adapter_dir)
-    model = model.merge_and_unload()
-    model.to(device)
-    model.eval()
-    return model, tokenizer
-
-
-def rm_input_ids(tokenizer, prompt, response, max_length):
-    """Token ids of prompt + response + EOS, fitted into max_length: the response keeps its
-    start (at most max_length // 2 tokens, EOS last), the prompt its end."""
-    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
-    eos = tokenizer.eos_token_id
-    if not response_ids or response_ids[-1] != eos:
-        response_ids = response_ids + [eos]
-    budget = max_length // 2
-    if len(response_ids) > budget:
-        response_ids = response_ids[: budget - 1] + [eos]
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    room = max_length - len(response_ids)
-    return (prompt_ids[-room:] if room > 0 else []) + response_ids
-
-
-def reward_scores(model, tokenizer, prompts, responses, max_length, batch_size=16):
-    """One float per (prompt, response): the reward model's score of rm_input_ids, in input order.
-
-    Batches are formed in length order (less padding: one long text no longer pads a whole
-    batch to its length); right padding leaves every real token's score unchanged."""
-    device = next(model.parameters()).device
-    sequences = [rm_input_ids(tokenizer, p, r, max_length) for p, r in zip(prompts, responses)]
-    order = sorted(range(len(sequences)), key=lambda i: (len(sequences[i]), i))
-    scores = [None] * len(sequences)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        width = max(len(sequences[i]) for i in chunk)
-        input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
-        attention = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, i in enumerate(chunk):
-            input_ids[row, : len(sequences[i])] = torch.tensor(sequences[i])
-            attention[row, : len(sequences[i])] = 1
-        with torch.inference_mode():
-            logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
-        for i, value in zip(chunk, logits[:, 0].float().cpu()):
-            scores[i] = float(value)
-    return scores
-
-
 def train_reward_model(base_dir, pairs_path, out_dir, work_root, reward, max_length, seed, template="chat",
                        pairs_summary=None, callbacks=()):
     """Rule alignment_reward: LoRA (task SEQ_CLS) on a 1-label sequence-classification head over the base."""
-    # Lazy: the evaluation stage imports this module to score with a reward model, not to train one.
-    from trl import RewardConfig, RewardTrainer
 
     device, dtype = start_run(seed)
     config = {"method": "reward_model", "reward": dict(reward), "max_length": max_length, "seed": seed,
@@ -150,15 +93,6 @@ def train_reward_model(base_dir, pairs_path, out_dir, work_root, reward, max_len
 
 
 # --------------------------------------------------------------------------- evaluation
-
-
-def pairwise_outcome(score_chosen, score_rejected):
-    """1 if the chosen response scores higher, 0.5 on a tie, 0 otherwise."""
-    if score_chosen > score_rejected:
-        return 1.0
-    if score_chosen == score_rejected:
-        return 0.5
-    return 0.0
 
 
 def accuracy_table(items, scorers, n_resamples, confidence, seed):

@@ -16,7 +16,7 @@ from trl.trainer.utils import RepeatSampler
 
 from lmlab.alignment.pairs import training_prompts
 from lmlab.alignment.policy import check_reference, load_policy, require_reference
-from lmlab.alignment.reward import load_reward_model, reward_scores
+from lmlab.models.reward import load_reward_model, reward_scores
 from lmlab.alignment.scoring import gold_score
 from lmlab.models.base import load_tokenizer
 from lmlab.training.checkpoints import content_hash
@@ -134,7 +134,7 @@ def train_rloo(base_dir, sft_dir, sft_train, out_dir, work_root, train, reward, 
     reward_line = (f"- reward: the learned reward model `{reward_dir}` (LoRA sequence classifier over the base), "
                    "scoring rendered prompt + completion + EOS, as in its training."
                    if reward == "rm" else
-                   "- reward: verifiable, from the gold answer through `lmlab.evaluation.metrics` (correct 1.0 + format valid "
+                   "- reward: verifiable, from the gold answer through `lmlab.data.metrics` (correct 1.0 + format valid "
                    "0.5 - over-long 0.25; `lmlab.alignment.scoring.gold_score`).")
     sections = [
         ("Start point", [

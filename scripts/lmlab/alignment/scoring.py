@@ -6,14 +6,14 @@ It needs no gold answer, so it can score any (prompt, response), and it is the b
 the learned reward model is compared against.
 
 The gold score (`gold_score`) scores a sampled answer of an sft row against its gold answer
-(`lmlab.evaluation.metrics`): the on-policy pair sampler ranks samples with it, and it is
+(`lmlab.data.metrics`): the on-policy pair sampler ranks samples with it, and it is
 RLOO's verifiable reward.
 """
 
 import re
 
 from lmlab.core.text import fold
-from lmlab.evaluation import metrics
+from lmlab.data import metrics
 
 # --------------------------------------------------------------------------- heuristic scorer
 
@@ -117,7 +117,7 @@ GOLD_WEIGHTS = {"correct": 1.0, "format": 0.5, "over_long": 0.25}
 
 
 def gold_score(row, prediction):
-    """Score one sampled answer of an sft row against its gold (uses lmlab.evaluation.metrics).
+    """Score one sampled answer of an sft row against its gold (uses lmlab.data.metrics).
 
     Returns the score and why it lost points: `failure` is the first of wrong_format,
     needless_refusal, factual_error, over_long that applies (None for a perfect answer).

@@ -13,7 +13,7 @@ import numpy as np
 from lmlab.core.errors import InputError
 from lmlab.core.io import read_jsonl, write_json, write_jsonl
 from lmlab.core.stats import bootstrap_ci
-from lmlab.evaluation.metrics import contains_answer
+from lmlab.data.metrics import contains_answer
 from lmlab.models.base import load_model, load_tokenizer
 from lmlab.models.generation import decoding_settings, generate_batched
 from lmlab.models.templates import render_prompt
@@ -179,7 +179,7 @@ def context_accuracy(
         "items": len(picked),
         "windows": list(windows),
         "template": template,
-        "metric": "normalised gold answer contained in the normalised prediction (lmlab.evaluation.metrics.contains_answer)",
+        "metric": "normalised gold answer contained in the normalised prediction (lmlab.data.metrics.contains_answer)",
         "decoding": decoding_settings(max_new_tokens, batch_size),
         "cells": len(cells),
         "unique_prompts": len(unique),

@@ -28,7 +28,7 @@ from pathlib import Path
 from lmlab.core.io import read_jsonl, write_json, write_tsv
 from lmlab.core.text import fold
 from lmlab.evaluation.design import cell_id, order_models
-from lmlab.evaluation.metrics import QA_TASKS, first_number
+from lmlab.data.metrics import QA_TASKS, first_number
 
 ERROR_TYPES = (
     "missing_refusal",
@@ -163,7 +163,7 @@ def classify(row, scored, overlong_factor=2.0, overlong_slack_words=10):
     """(error_type, probable_cause, proposed_fix) of one generation, or None when it is fine.
 
     `row` is the generation row (prediction, gold, meta, prompt as sent, truncated,
-    stopped_at_eos, tokens_out, decoding), `scored` its lmlab.evaluation.metrics.score_item output.
+    stopped_at_eos, tokens_out, decoding), `scored` its lmlab.data.metrics.score_item output.
     """
     task = row["task"]
     meta = row.get("meta") or {}

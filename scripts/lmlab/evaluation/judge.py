@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from lmlab.alignment.reward import load_reward_model, pairwise_outcome, reward_scores, rm_input_ids
+from lmlab.models.reward import load_reward_model, pairwise_outcome, reward_scores, rm_input_ids
 from lmlab.core.errors import InputError
 from lmlab.core.io import read_jsonl, write_json, write_jsonl
 from lmlab.core.stats import length_controlled_win_rate, win_rate_from_judgements

@@ -1,12 +1,12 @@
 """Scoring of one evaluation cell: per-item metrics of its generations, with their cost
 fields, and their means by task and overall.
 
-The per-item metrics themselves are lmlab.evaluation.metrics'; this module applies them to
+The per-item metrics themselves are lmlab.data.metrics'; this module applies them to
 generation rows and writes the files the rules ask for.
 """
 
 from lmlab.core.io import read_jsonl, write_jsonl, write_tsv
-from lmlab.evaluation.metrics import aggregate, score_item
+from lmlab.data.metrics import aggregate, score_item
 
 # Generation fields copied into every scored row (cost per example, and what errors need).
 CARRIED_FIELDS = ("tokens_in", "tokens_out", "latency_s", "truncated", "stopped_at_eos")

@@ -15,10 +15,10 @@ from lmlab.core.errors import InputError
 from lmlab.core.io import read_json, read_jsonl, write_json, write_tsv
 from lmlab.core.stats import bootstrap_ci, holm, mcnemar_exact, paired_bootstrap_diff
 from lmlab.evaluation.design import cell_id, differing_pairs, order_models
-from lmlab.evaluation.metrics import is_number
+from lmlab.data.metrics import is_number
 from lmlab.evaluation.nll import perplexity
 
-# The primary, binary, per-item metric every table and test is built on (lmlab.evaluation.metrics).
+# The primary, binary, per-item metric every table and test is built on (lmlab.data.metrics).
 PRIMARY = "correct"
 # Secondary per-item metrics that get intervals wherever they are defined.
 INTERVAL_METRICS = (

@@ -1,4 +1,4 @@
-"""Unit tests of lmlab.evaluation.metrics on hand-made English and Spanish cases."""
+"""Unit tests of lmlab.data.metrics on hand-made English and Spanish cases."""
 
 import json
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmlab.evaluation.metrics import (
+from lmlab.data.metrics import (
     aggregate,
     bleu,
     chrf,

@@ -1,7 +1,7 @@
 """The one arithmetic evaluator (lmlab.core.expression), which the agents' calculator tool
 and the data generator share: exact values, agreement with Python's own arithmetic, and
 refusal of every construct outside the allow-list wherever it sits in the tree. The same
-evaluator's hostile-input and bound checks run through the tool in test_tools.py."""
+evaluator's hostile-input and bound checks run through the tool in test_agents_tools.py."""
 
 import math
 import operator

@@ -1,6 +1,6 @@
 """Agent tools: the calculator against hostile input, BM25 search over the KB, field
 extraction, and the guarded tool call. The evaluator behind the calculator is checked
-against Python's own arithmetic in test_expression.py."""
+against Python's own arithmetic in test_core_expression.py."""
 
 import pytest
 

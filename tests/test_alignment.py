@@ -9,7 +9,8 @@ import pytest
 import tiny_models
 from lmlab.alignment import pairs as preference
 from lmlab.alignment.pairs import build_onpolicy_pairs, select_prompts
-from lmlab.alignment.reward import accuracy_table, pairwise_outcome
+from lmlab.alignment.reward import accuracy_table
+from lmlab.models.reward import pairwise_outcome
 from lmlab.alignment.scoring import absolute_claims, format_valid, gold_score, heuristic_score
 
 # --------------------------------------------------------------------------- heuristic scorer
@@ -204,7 +205,7 @@ def tiny_base(tmp_path_factory):
 
 def test_rm_input_ids_fit_the_budget(tiny_base):
     from lmlab.models.base import load_tokenizer
-    from lmlab.alignment.reward import rm_input_ids
+    from lmlab.models.reward import rm_input_ids
 
     tok = load_tokenizer(tiny_base)
     prompt = preference.render_pair_prompt("word " * 200, "kb_qa", "chat", tok)
@@ -221,7 +222,8 @@ def test_rm_input_ids_fit_the_budget(tiny_base):
 def test_reward_model_trains_and_scores_one_scalar_per_text(tiny_base, tmp_path):
     from lmlab.core.io import read_json, write_jsonl
     from lmlab.models.base import load_tokenizer
-    from lmlab.alignment.reward import load_reward_model, reward_scores, train_reward_model
+    from lmlab.alignment.reward import train_reward_model
+    from lmlab.models.reward import load_reward_model, reward_scores
 
     tok = load_tokenizer(tiny_base)
     pairs = [{"id": str(i), "source": "shipped", "prompt": preference.render_pair_prompt(f"Q{i}?", "kb_qa", "chat", tok),
