@@ -10,11 +10,12 @@ CORES ?= all
 setup: $(STAMP)
 
 # The stamp depends on the requirement files, so a second run installs nothing.
-$(STAMP): requirements.txt requirements-nodeps.txt
+$(STAMP): requirements.txt requirements-nodeps.txt requirements-test.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-test.txt
 	touch $(STAMP)
 
 paper: $(STAMP)

@@ -88,6 +88,7 @@ rule agents_summary:
         arms=AGENTS_ARMS,
         skipped=AGENTS_SKIPPED,
         n_resamples=AGENTS["n_resamples"],
+        primary=AGENTS["primary"],
         seed=AGENTS_SEED,
         settings={
             **AGENTS_RUN_SETTINGS,

@@ -289,6 +289,7 @@ rule evaluation_stats:
         confidence=EVAL["confidence"],
         alpha=EVAL["alpha"],
         judge_status=judge_status(EVAL_REWARD),
+        primary=EVAL["primary"],
     script:
         "../scripts/evaluation_stats.py"
 

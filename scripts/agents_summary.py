@@ -21,6 +21,7 @@ with step(snakemake) as smk:
         smk.params.arms,
         skipped_models=smk.params.skipped,
         n_resamples=smk.params.n_resamples,
+        primary=smk.params.primary,
         seed=smk.params.seed,
         settings=smk.params.settings,
     )

@@ -16,5 +16,6 @@ with step(snakemake) as smk:
         smk.params.windows,
         max_rows=smk.params.max_rows,
         timing_path=smk.output.timing,
+        seed=smk.config["seed"],
         **smk.params.kw,
     )

@@ -1,4 +1,4 @@
-"""Rule evaluation_stats: bootstrap intervals, paired comparisons (McNemar, Holm), NLL, win rates."""
+"""Rule evaluation_stats: intervals, paired comparisons (primary and exploratory families), NLL, win rates."""
 
 from lmlab.evaluation.stats import evaluation_stats
 from lmlab.core.step import step
@@ -17,4 +17,5 @@ with step(snakemake) as smk:
         seed=smk.config["seed"],
         alpha=smk.params.alpha,
         judge_status=smk.params.judge_status,
+        primary=smk.params.primary,
     )

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmlab.agents.intervals import paired_comparisons, ratio_ci
+from lmlab.agents.intervals import paired_comparisons, pooled_rate
 from lmlab.agents.run import PROMPT_KINDS, prompt_kind, run_arm
 from lmlab.agents.selection import repeats_after_their_original, select_tasks
 from lmlab.agents.summary import summarise_agents
@@ -131,34 +131,51 @@ def test_paired_comparison_counts_match_direct_counts():
     # Shuffle one arm's row order: pairing must go by task id, not by position.
     runs = {("m", arm): rows_for(arm, values) for arm, values in outcomes.items()}
     rng.shuffle(runs[("m", "tools")])
-    result = paired_comparisons(runs, ["m"], n_resamples=200, seed=0)
+    clusters = {f"t{i}": f"t{i}" for i in range(40)}
+    result = paired_comparisons(runs, ["m"], clusters, primary=["m/tools_vs_llm_only"])
     assert [r["comparison"] for r in result] == ["tools_vs_llm_only", "memory_vs_tools", "planning_vs_memory"]
     for row in result:
         a, b = outcomes[row["treatment"]], outcomes[row["baseline"]]
         assert row["n10"] == sum(x and not y for x, y in zip(a, b))
         assert row["n01"] == sum(y and not x for x, y in zip(a, b))
         assert row["difference"]["estimate"] == pytest.approx((sum(a) - sum(b)) / len(a))
-        assert row["difference"]["low"] <= row["difference"]["estimate"] <= row["difference"]["high"]
-        assert row["p_holm"] >= row["p_mcnemar"]
-    # Holm over the family: the smallest p is multiplied by the family size (capped at 1).
-    smallest = min(result, key=lambda r: r["p_mcnemar"])
-    assert smallest["p_holm"] == pytest.approx(min(1.0, 3 * smallest["p_mcnemar"]))
+        assert row["difference"]["low"] < row["difference"]["estimate"] < row["difference"]["high"]
+        assert row["p_holm"] >= row["p_value"]
+        assert row["design_effect"] == 1.0  # no repeats
+        assert row["mde"] is not None
+    # The declared comparison is a family of one; Holm runs over the two exploratory ones.
+    primary, *exploratory = result
+    assert (primary["family"], primary["family_size"], primary["p_holm"]) == ("primary", 1, primary["p_value"])
+    smallest = min(exploratory, key=lambda r: r["p_value"])
+    assert smallest["p_holm"] == pytest.approx(min(1.0, 2 * smallest["p_value"]))
+
+
+def test_a_repeat_counts_with_its_original():
+    # t3 repeats t0 and t4 repeats t1: the arms differ on two questions, not on four tasks.
+    runs = {("m", "tools"): rows_for("tools", [1, 1, 1, 1, 1, 1]), ("m", "llm_only"): rows_for("llm_only", [0, 0, 1, 0, 0, 1])}
+    independent = paired_comparisons(runs, ["m"], {f"t{i}": f"t{i}" for i in range(6)})[0]
+    clusters = {"t0": "t0", "t1": "t1", "t2": "t2", "t3": "t0", "t4": "t1", "t5": "t5"}
+    clustered = paired_comparisons(runs, ["m"], clusters)[0]
+    assert clustered["p_value"] > independent["p_value"]
+    assert clustered["clusters"] == 4 and clustered["design_effect"] > 1
+    assert clustered["mde"] is None or clustered["mde"] >= independent["mde"]
 
 
 def test_paired_comparison_needs_both_arms_and_same_tasks():
     runs = {("m", "tools"): rows_for("tools", [1, 0, 1]), ("m", "tools_summary_memory"): rows_for("x", [1, 1, 1])}
-    assert paired_comparisons(runs, ["m"]) == []  # tools_memory did not run
+    clusters = {f"t{i}": f"t{i}" for i in range(3)}
+    assert paired_comparisons(runs, ["m"], clusters) == []  # tools_memory did not run
     runs[("m", "tools_memory")] = rows_for("tools_memory", [1, 0])
     with pytest.raises(ValueError, match="different tasks"):
-        paired_comparisons(runs, ["m"])
+        paired_comparisons(runs, ["m"], clusters)
 
 
-def test_ratio_ci_pools_over_tasks():
-    ci = ratio_ci([1, 0, 2, 3], [2, 0, 2, 4], n_resamples=300, seed=1)
+def test_pooled_rate_pools_over_tasks():
+    ci = pooled_rate([1, 0, 2, 3], [2, 0, 2, 4], n_resamples=300, seed=1)
     assert ci["estimate"] == pytest.approx(6 / 8)
     assert ci["n"] == 3 and ci["denominator"] == 8
     assert ci["low"] <= ci["estimate"] <= ci["high"]
-    assert ratio_ci([0, 0], [0, 0]) is None
+    assert pooled_rate([0, 0], [0, 0]) is None
 
 
 # --------------------------------------------------------------------------- the summary

@@ -193,7 +193,9 @@ def test_pairwise_accuracy_table_with_intervals():
              [("over_long", 1.0), ("over_long", 1.0), ("over_long", 0.0), ("factual_error", 0.5), ("factual_error", 0.5)]]
     table = accuracy_table(items, ("h",), n_resamples=200, confidence=0.95, seed=0)["h"]
     assert table["all"]["estimate"] == pytest.approx(0.6) and table["all"]["n"] == 5
-    assert table["factual_error"]["ties"] == 1.0 and table["factual_error"]["low"] == 0.5
+    # Two ties: an estimate of one half with a Wilson interval around it, not a point.
+    assert table["factual_error"]["ties"] == 1.0 and table["factual_error"]["low"] < 0.5 < table["factual_error"]["high"]
+    assert table["factual_error"]["method"] == "wilson"
     assert table["over_long"]["low"] <= table["over_long"]["estimate"] <= table["over_long"]["high"]
     assert set(table) == {"all", "over_long", "factual_error"}
 
@@ -298,7 +300,10 @@ def test_alignment_summary_tables_figures_and_section(tmp_path):
     ci = {"estimate": 0.75, "low": 0.5, "high": 1.0, "n": 4, "method": "BCa", "ties": 0.25}
     write_json(tmp_path / "acc.json", {"n_pairs": 4, "accuracy": {"heuristic": {"all": ci, "over_long": ci},
                                                                    "learned": {"all": ci, "over_long": ci}},
-                                       "learned_minus_heuristic": {**ci, "estimate": 0.0}})
+                                       "learned_minus_heuristic": {**ci, "estimate": 0.0, "test": "sign-flip-exact",
+                                                                   "p_value": 1.0, "p_holm": 1.0,
+                                                                   "family": "single test",
+                                                                   "verdict": "no effect detected", "mde": 0.4}})
     summary = summarize_alignment(
         pairs_summary=tmp_path / "pairs.json", reward_accuracy=tmp_path / "acc.json", reward_model=tmp_path / "rm",
         dpo_models={"0.1": tmp_path / "dpo", "0.5": tmp_path / "dpo5"}, main_beta="0.1", orpo_model=tmp_path / "orpo",

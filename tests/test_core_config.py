@@ -2,9 +2,12 @@
 
 import pytest
 import yaml
+from snakemake.utils import validate
 
 from conftest import ROOT
-from lmlab.core.config import check_config
+
+from lmlab.agents.intervals import COMPARISONS
+from lmlab.core.config import AGENT_COMPARISONS, check_config, check_rules
 from lmlab.core.errors import InputError
 
 SCHEMA = ROOT / "config" / "schema.yaml"
@@ -41,3 +44,32 @@ def test_nested_wrong_type_names_the_path():
     config["templates"] = ["seed", "haiku"]
     with pytest.raises(InputError, match=r"^config: templates\.1: 'haiku' is not one of"):
         check_config(config, SCHEMA)
+
+
+def filled(name):
+    """The config as the Snakefile sees it: schema defaults filled in by Snakemake's validate()."""
+    config = load(name)
+    validate(config, str(SCHEMA), set_default=True)
+    return config
+
+
+@pytest.mark.parametrize(
+    "section, value, message",
+    [
+        ("evaluation", [{"factor": "model", "a": "sft", "b": "gpt"}],
+         r"^config: evaluation\.primary\[0\]\.b: 'gpt' is not among the evaluation's model levels"),
+        ("evaluation", [{"factor": "context", "a": 2048, "b": 2048}], r"^config: evaluation\.primary\[0\]: a and b"),
+        ("agents", ["sft/tools_vs_nothing"], r"^config: agents\.primary\[0\]: 'sft/tools_vs_nothing' is not"),
+        ("agents", ["dpo/tools_vs_llm_only"], r"^config: agents\.primary\[0\]: 'dpo/tools_vs_llm_only' is not"),
+    ],
+)
+def test_a_primary_hypothesis_must_name_what_the_run_compares(section, value, message):
+    config = filled("config.yaml")
+    check_rules(config)  # the shipped primary hypotheses pass
+    config[section]["primary"] = value
+    with pytest.raises(InputError, match=message):
+        check_rules(config)
+
+
+def test_the_config_checker_knows_every_agent_comparison():
+    assert AGENT_COMPARISONS == tuple(name for name, *_ in COMPARISONS)

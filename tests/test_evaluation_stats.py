@@ -88,12 +88,18 @@ def test_comparisons_match_direct_mcnemar_and_holm(tmp_path):
         n10 = sum(x and not y for x, y in zip(a, b))
         n01 = sum(y and not x for x, y in zip(a, b))
         assert (row["n10"], row["n01"], row["n"]) == (n10, n01, 16)
-        assert row["p_mcnemar"] == pytest.approx(mcnemar_exact(a, b)["p_value"])
+        assert row["p_value"] == pytest.approx(mcnemar_exact(a, b, mid_p=True)["p_value"])
         assert row["estimate"] == pytest.approx((sum(a) - sum(b)) / 16)
-        assert row["low"] <= row["estimate"] <= row["high"]
-    expected = holm([r["p_mcnemar"] for r in overall])["adjusted"]
+        assert row["low"] < row["estimate"] < row["high"]
+        assert row["method"] == "newcombe" and row["mde"] is not None
+    # No primary comparison declared: every overall comparison is one exploratory family.
+    assert {r["family"] for r in overall} == {"exploratory"}
+    expected = holm([r["p_value"] for r in overall])["adjusted"]
     assert [r["p_holm"] for r in overall] == pytest.approx(expected)
-    assert all(r["holm_family_size"] == 3 for r in overall)
+    assert all(r["family_size"] == 3 for r in overall)
+    for r in overall:
+        assert r["verdict"] == ("no effect detected" if r["p_holm"] > 0.05 else
+                                "increased" if r["estimate"] > 0 else "decreased")
     # Per task: the arithmetic items are the even positions.
     arith = next(r for r in result["comparisons"] if r["task"] == "arithmetic" and r["a"].startswith("sft")
                  and r["b"].startswith("base"))
@@ -105,6 +111,23 @@ def test_comparisons_match_direct_mcnemar_and_holm(tmp_path):
     assert ivs[("sft/structured/ctx512", "sentiment", "correct")]["n"] == 8
     table = read_tsv(out / "comparisons.tsv")
     assert len(table) == len(result["comparisons"])
+
+
+def test_declared_primary_comparison_is_its_own_family_in_its_direction(tmp_path):
+    cells, paths = build_cells(tmp_path)
+    primary = [{"factor": "model", "a": "base", "b": "sft"}]  # declared as base - sft: the table runs sft - base
+    result = evaluation_stats(cells, paths, {}, [], tmp_path / "stats", design="ofat", reference=cells[1],
+                              n_resamples=200, confidence=0.95, seed=0, primary=primary)
+    first = result["comparisons"][0]
+    assert (first["family"], first["a"], first["b"], first["family_size"]) == (
+        "primary", "base/structured/ctx512", "sft/structured/ctx512", 1)
+    assert first["estimate"] == pytest.approx((sum(PATTERNS["base"]) - sum(PATTERNS["sft"])) / 16)
+    assert first["p_holm"] == pytest.approx(first["p_value"])  # a family of one
+    assert result["primary"] == [{"a": "base/structured/ctx512", "b": "sft/structured/ctx512", "ran": True}]
+    others = [r for r in result["comparisons"] if r["family"] == "exploratory"]
+    assert len(others) == 2 and all(r["family_size"] == 2 for r in others)
+    # A share interval never collapses: base gets 0/8 on no task here, but every interval has width.
+    assert all(r["high"] > r["low"] for r in result["intervals"] if r["metric"] == "correct")
 
 
 def test_scoring_and_stats_are_byte_identical(tmp_path):

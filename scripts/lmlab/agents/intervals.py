@@ -1,10 +1,10 @@
 """The agents stage's statistics over per-task rows: every rate of the ablation table with
-a bootstrap interval (`arm_intervals`), and paired success comparisons of arms with the
-exact McNemar test and Holm's correction (`paired_comparisons`)."""
+its interval (`arm_intervals`: Wilson for shares, bootstrap for counts and pooled rates, a
+repeated question counted with its original), and paired success comparisons of arms with
+their test, Holm's correction per family, verdict and minimum detectable effect
+(`paired_comparisons`)."""
 
-import numpy as np
-
-from lmlab.core.stats import bootstrap_ci, holm, mcnemar_exact, paired_bootstrap_diff
+from lmlab.core.stats import decide, holm, mde_paired_binary, mean_ci, paired_proportion_difference, ratio_ci
 
 # Pooled rates of the ablation table: (column, numerator, denominator) of agent_metrics'
 # per-task rows; rows without a denominator (e.g. no tool calls) do not count toward n.
@@ -21,59 +21,56 @@ RATIO_METRICS = (
 TOOL_SCORED_ONLY = ("tool_precision", "tool_recall", "argument_accuracy")
 
 
-def ratio_ci(numerators, denominators, n_resamples=2000, confidence=0.95, seed=0):
-    """{estimate, low, high, n, denominator, method}: sum(num)/sum(den) with a percentile
-    bootstrap over tasks (a task's calls stay together). None when sum(den) == 0."""
-    num = np.asarray(numerators, dtype=float)
-    den = np.asarray(denominators, dtype=float)
-    keep = den > 0
-    num, den = num[keep], den[keep]
-    if den.sum() == 0:
+def pooled_rate(numerators, denominators, n_resamples=2000, confidence=0.95, seed=0):
+    """{estimate, low, high, n, denominator, method}: sum(num)/sum(den) over tasks with a
+    denominator (a task's calls stay together), lmlab.core.stats.ratio_ci's interval. None
+    when no task has a denominator."""
+    pairs = [(float(a), float(b)) for a, b in zip(numerators, denominators) if b]
+    if not pairs:
         return None
-    estimate = float(num.sum() / den.sum())
-    result = {"estimate": estimate, "low": estimate, "high": estimate, "n": int(keep.sum()),
-              "denominator": int(den.sum()), "method": "constant"}
-    if len(num) > 1 and not np.allclose(num / den, num[0] / den[0]):
-        rng = np.random.default_rng(seed)
-        index = rng.integers(0, len(num), size=(n_resamples, len(num)))
-        resampled = num[index].sum(axis=1) / den[index].sum(axis=1)
-        alpha = (1 - confidence) / 2
-        low, high = np.quantile(resampled, [alpha, 1 - alpha])
-        result.update(low=float(low), high=float(high), method="percentile")
-    return result
+    num, den = zip(*pairs)
+    result = ratio_ci(num, den, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    return {**result, "denominator": int(sum(den))}
 
 
-def mean_ci(values, n_resamples=2000, confidence=0.95, seed=0):
-    """bootstrap_ci of a mean (BCa, percentile fallback); None for an empty sample."""
-    values = [float(v) for v in values if v is not None]
-    if not values:
+def task_interval(values, clusters, n_resamples=2000, confidence=0.95, seed=0):
+    """lmlab.core.stats.mean_ci over tasks, a repeated question in its original's cluster
+    (Wilson with the design effect for 0/1 outcomes, a cluster bootstrap otherwise); None
+    for an empty sample."""
+    kept = [(float(v), c) for v, c in zip(values, clusters) if v is not None]
+    if not kept:
         return None
-    return bootstrap_ci(values, np.mean, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    values, clusters = zip(*kept)
+    return mean_ci(values, n_resamples=n_resamples, confidence=confidence, seed=seed, clusters=list(clusters))
 
 
-def arm_intervals(rows, n_resamples=2000, confidence=0.95, seed=0):
-    """Every rate of the ablation table for one model x arm, with 95% intervals and n."""
+def arm_intervals(rows, clusters, n_resamples=2000, confidence=0.95, seed=0):
+    """Every rate of the ablation table for one model x arm, with 95% intervals and n.
+    `clusters` maps a task id to its cluster (the original's id for a repeat)."""
+    kw = dict(n_resamples=n_resamples, confidence=confidence, seed=seed)
+
+    def interval(key, selected=None):
+        chosen = rows if selected is None else selected
+        return task_interval([row[key] for row in chosen], [clusters[row["id"]] for row in chosen], **kw)
+
     tool_rows = [row for row in rows if row["tool_scored"]]
     out = {
         "n_tasks": len(rows),
-        "success": mean_ci([row["success"] for row in rows], n_resamples, confidence, seed),
-        "contains_gold": mean_ci([row["contains_gold"] for row in rows], n_resamples, confidence, seed),
-        "hallucination_rate": mean_ci([row["hallucination"] for row in rows], n_resamples, confidence, seed),
-        "mean_steps": mean_ci([row["n_steps"] for row in rows], n_resamples, confidence, seed),
+        "success": interval("success"),
+        "contains_gold": interval("contains_gold"),
+        "hallucination_rate": interval("hallucination"),
+        "mean_steps": interval("n_steps"),
     }
     for name, numerator, denominator in RATIO_METRICS:
         scored = tool_rows if name in TOOL_SCORED_ONLY else rows
-        out[name] = ratio_ci([row[numerator] for row in scored], [row[denominator] for row in scored],
-                             n_resamples, confidence, seed)
+        out[name] = pooled_rate([row[numerator] for row in scored], [row[denominator] for row in scored], **kw)
     out["stopped_by"] = {reason: sum(row["stopped_by"] == reason for row in rows) for reason in ("final", "budget", "format")}
     out["success_by_category"] = {
-        category: mean_ci([row["success"] for row in rows if row["category"] == category], n_resamples, confidence, seed)
+        category: interval("success", [row for row in rows if row["category"] == category])
         for category in sorted({row["category"] for row in rows})
     }
     out["n_calls"] = sum(row["n_calls"] for row in rows)
     return out
-
-
 # ---------------------------------------------------------------------------------------
 # paired comparisons
 
@@ -92,14 +89,18 @@ COMPARISONS = (
 )
 
 
-def paired_comparisons(rows_by_run, models, n_resamples=2000, confidence=0.95, seed=0, alpha=0.05):
+def paired_comparisons(rows_by_run, models, clusters, primary=(), confidence=0.95, alpha=0.05):
     """Paired success comparisons of arms on the same tasks, per model.
 
-    rows_by_run: {(model, arm): per-task rows}. For each model and each entry of
-    COMPARISONS whose two arms ran: the difference in success (treatment - baseline) with a
-    paired bootstrap interval, the exact McNemar test (n10 = treatment right and baseline
-    wrong, n01 = the reverse), and Holm-adjusted p over every comparison returned (one
-    family). Tasks are matched by id; different task sets are an error."""
+    rows_by_run: {(model, arm): per-task rows}; clusters: {task id: cluster}. For each model
+    and each entry of COMPARISONS whose two arms ran: the difference in success (treatment -
+    baseline) with Newcombe's interval and the mid-p sign-flip test over clusters
+    (lmlab.core.stats.paired_proportion_difference: a repeat is resampled with its original),
+    n10/n01 as in McNemar. `primary` lists "model/comparison" names: those form the primary
+    Holm family, every other comparison the exploratory one. Each row gets its family's
+    Holm-adjusted p, the verdict of lmlab.core.stats.decide and its minimum detectable effect
+    at 80% power (exact power of the mid-p test at alpha / family size, Holm's strictest step, on the
+    effective number of tasks n / design effect). Different task sets are an error."""
     out = []
     for model in models:
         for name, treatment, baseline, isolates in COMPARISONS:
@@ -110,21 +111,25 @@ def paired_comparisons(rows_by_run, models, n_resamples=2000, confidence=0.95, s
             if set(a) != set(b):
                 raise ValueError(f"{model}: arms {treatment} and {baseline} ran on different tasks")
             ids = sorted(a)
-            a_correct, b_correct = [a[i] for i in ids], [b[i] for i in ids]
-            difference = paired_bootstrap_diff(
-                [float(v) for v in a_correct], [float(v) for v in b_correct],
-                n_resamples=n_resamples, confidence=confidence, seed=seed,
-            )
-            test = mcnemar_exact(a_correct, b_correct)
+            test = paired_proportion_difference([a[i] for i in ids], [b[i] for i in ids], confidence,
+                                                clusters=[clusters[i] for i in ids])
             out.append({
                 "comparison": name, "model": model, "treatment": treatment, "baseline": baseline,
-                "isolates": isolates, "n": len(ids),
-                "success_treatment": sum(a_correct) / len(ids), "success_baseline": sum(b_correct) / len(ids),
-                "difference": {key: difference[key] for key in ("estimate", "low", "high", "n", "method")},
-                "n10": test["n10"], "n01": test["n01"], "p_mcnemar": test["p_value"],
+                "isolates": isolates, "n": len(ids), "clusters": test["clusters"],
+                "success_treatment": test["mean_a"], "success_baseline": test["mean_b"],
+                "difference": {key: test[key] for key in ("estimate", "low", "high", "n", "method")},
+                "n10": test["n10"], "n01": test["n01"], "discordance": test["discordance"],
+                "design_effect": test["design_effect"], "test": test["test"], "p_value": test["p_value"],
+                "family": "primary" if f"{model}/{name}" in set(primary) else "exploratory",
             })
-    if out:
-        adjusted = holm([row["p_mcnemar"] for row in out], alpha)
-        for row, p_holm, reject in zip(out, adjusted["adjusted"], adjusted["reject"]):
-            row["p_holm"], row["significant"] = p_holm, reject
+    for family in ("primary", "exploratory"):
+        members = [row for row in out if row["family"] == family]
+        if not members:
+            continue
+        adjusted = holm([row["p_value"] for row in members], alpha)
+        for row, p_holm, reject in zip(members, adjusted["adjusted"], adjusted["reject"]):
+            row.update(p_holm=p_holm, significant=reject, family_size=len(members),
+                       verdict=decide(row["difference"]["estimate"], p_holm, alpha),
+                       mde=mde_paired_binary(row["n"], row["discordance"], alpha / len(members),
+                                             n_effective=row["n"] / row["design_effect"]))
     return out

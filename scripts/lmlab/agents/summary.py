@@ -99,8 +99,8 @@ ABLATION_COLUMNS = [
     "repeats_reused", "mean_latency_s",
 ]
 PAIRED_COLUMNS = [
-    "comparison", "model", "treatment", "baseline", "n", "success_treatment", "success_baseline",
-    "difference", "n10", "n01", "p_mcnemar", "p_holm", "significant",
+    "comparison", "model", "family", "treatment", "baseline", "difference", "n", "clusters", "success_treatment",
+    "success_baseline", "n10", "n01", "test", "p_value", "p_holm", "verdict", "mde",
 ]
 
 
@@ -108,14 +108,19 @@ def _ci_text(d, digits=3):
     return fmt_ci(d, digits) if d else ""
 
 
-def _verdict(row, confidence):
-    difference = row["difference"]
-    if row["significant"]:
-        direction = "raised" if difference["estimate"] > 0 else "lowered"
-        return f"{row['isolates']} {direction} success significantly"
-    if difference["low"] <= 0 <= difference["high"]:
-        return f"{row['isolates']} made no significant difference (the {confidence:.0%} interval contains 0)"
-    return f"{row['isolates']} changed success, but not significantly after Holm's correction"
+def mde_text(mde):
+    return "no effect of any size could be detected at this n" if mde is None else f"{mde:.2f}"
+
+
+def _verdict(row):
+    """The sentence of lmlab.core.stats.decide's verdict: a direction only when the test
+    rejects after Holm's correction in the row's family; a null with its detectable effect."""
+    if row["verdict"] == "no effect detected":
+        limit = ("no effect of any size could be detected with these tasks" if row["mde"] is None
+                 else f"no effect larger than {row['mde']:.2f} in share of tasks solved was detectable")
+        return f"{row['isolates']}: no effect detected ({row['family']} family; {limit})"
+    direction = "raised" if row["verdict"] == "increased" else "lowered"
+    return f"{row['isolates']} {direction} success ({row['family']} family, Holm p = {row['p_holm']:.3g})"
 
 
 def findings(runs, paired, memory, models, confidence):
@@ -132,8 +137,8 @@ def findings(runs, paired, memory, models, confidence):
         for row in (r for r in paired if r["model"] == model):
             sentences.append(
                 f"{model}, {row['treatment']} minus {row['baseline']}: {_ci_text(row['difference'])} "
-                f"(McNemar n10 = {row['n10']}, n01 = {row['n01']}, Holm p = {row['p_holm']:.3g}): "
-                f"{_verdict(row, confidence)}."
+                f"(n10 = {row['n10']}, n01 = {row['n01']}, {row['test']} p = {row['p_value']:.3g}, "
+                f"Holm p = {row['p_holm']:.3g}): {_verdict(row)}."
             )
         for arm, reuse in memory.get(model, {}).items():
             if ARMS[arm]["memory"] == "episodic" and reuse["n_repeats"]:
@@ -172,15 +177,11 @@ def _headline(runs, paired, models):
         if row is None:
             continue
         d = row["difference"]
-        if row["significant"] and d["estimate"] > 0:
-            verdict = "tools helped"
-        elif row["significant"]:
-            verdict = "tools hurt"
-        else:
-            verdict = "tools did not make a significant difference"
+        verdict = {"increased": "tools helped", "decreased": "tools hurt"}.get(
+            row["verdict"], f"no effect of tools was detected (detectable: {mde_text(row['mde'])})")
         return (f"For {model}, {verdict}: success {row['success_baseline']:.3f} without tools and "
                 f"{row['success_treatment']:.3f} with them (difference {_ci_text(d)}, Holm-adjusted "
-                f"McNemar p = {row['p_holm']:.3g}).")
+                f"{row['test']} p = {row['p_holm']:.3g}).")
     best = max(((model, arm, r["success"]["estimate"]) for model in models for arm, r in runs.get(model, {}).items()),
                key=lambda item: item[2], default=None)
     return "No arm ran." if best is None else f"Best success: {best[0]}/{best[1]} at {best[2]:.3f}."
@@ -226,6 +227,7 @@ def ablation_figure(runs, models, arms, out_png, out_pdf, confidence):
 def summarise_agents(
     runs, tasks_path, summary_path, ablation_path, paired_path, categories_path, png_path, pdf_path,
     models, arms, skipped_models=None, n_resamples=2000, confidence=0.95, alpha=0.05, seed=0, settings=None,
+    primary=(),
 ):
     """The stage's paper contract from the runs' traces and metrics.
 
@@ -233,6 +235,8 @@ def summarise_agents(
     traces with agent_metrics (the same function the runs used), so the tables depend
     only on the traces; `mean_latency_s` and summary["timing"] are wall clock."""
     tasks = {task["id"]: task for task in read_jsonl(tasks_path)}
+    # A repeated question is not new evidence about the arm: it is resampled with its original.
+    clusters = {task_id: task.get("repeat_of") or task_id for task_id, task in tasks.items()}
     traces_by_run, rows_by_run, meta_by_run = {}, {}, {}
     for run in runs:
         key = (run["model"], run["arm"])
@@ -255,7 +259,7 @@ def summarise_agents(
             key = (model, arm)
             if key not in rows_by_run:
                 continue
-            result = arm_intervals(rows_by_run[key], n_resamples, confidence, seed)
+            result = arm_intervals(rows_by_run[key], clusters, n_resamples, confidence, seed)
             reuse = memory_reuse(traces_by_run[key], rows_by_run[key])
             result["memory"] = reuse
             results.setdefault(model, {})[arm] = result
@@ -272,7 +276,7 @@ def summarise_agents(
                 "model": model, "arm": arm,
                 **{category: _ci_text(ci) for category, ci in result["success_by_category"].items()},
             })
-    paired = paired_comparisons(rows_by_run, ran_models, n_resamples, confidence, seed, alpha)
+    paired = paired_comparisons(rows_by_run, ran_models, clusters, primary, confidence, alpha)
     paired_rows = [
         {**{k: row[k] for k in PAIRED_COLUMNS if k != "difference"}, "difference": _ci_text(row["difference"])}
         for row in paired
@@ -296,7 +300,8 @@ def summarise_agents(
         "confidence": confidence,
         "n_resamples": n_resamples,
         "alpha": alpha,
-        "holm_family": len(paired),
+        "primary": list(primary),
+        "families": {family: sum(row["family"] == family for row in paired) for family in ("primary", "exploratory")},
         "timing": {"note": TIMING_NOTE, "runs": timing,
                    "total_wall_s": sum(t["wall_s"] for t in timing.values())},
     }

@@ -22,7 +22,7 @@ from trl import RewardConfig, RewardTrainer
 from lmlab.alignment.pairs import render_pair_prompt
 from lmlab.alignment.scoring import heuristic_score
 from lmlab.core.io import read_jsonl, write_json, write_jsonl
-from lmlab.core.stats import bootstrap_ci, paired_bootstrap_diff
+from lmlab.core.stats import paired_mean_difference, proportion_ci
 from lmlab.data.tasks import FAILURE_MODES
 from lmlab.models.base import load_tokenizer
 from lmlab.models.reward import load_reward_model, pairwise_outcome, reward_scores, rm_input_ids
@@ -107,7 +107,8 @@ def accuracy_table(items, scorers, n_resamples, confidence, seed):
         out[scorer] = {}
         for group, rows in groups.items():
             values = [r[f"{scorer}_outcome"] for r in rows]
-            ci = bootstrap_ci(values, n_resamples=n_resamples, confidence=confidence, seed=seed)
+            # Outcomes are 1, 1/2 (tie) or 0: the Wilson interval of their mean never collapses at 0/n or n/n.
+            ci = proportion_ci(values, confidence)
             ci["ties"] = sum(v == 0.5 for v in values) / len(values)
             out[scorer][group] = ci
     return out
@@ -160,8 +161,8 @@ def evaluate_reward_models(base_dir, reward_dir, preferences_test, out_json, out
             }
         )
     table = accuracy_table(items, ("heuristic", "learned"), n_resamples, confidence, seed)
-    diff = paired_bootstrap_diff([it["learned_outcome"] for it in items], [it["heuristic_outcome"] for it in items],
-                                 n_resamples=n_resamples, confidence=confidence, seed=seed)
+    diff = paired_mean_difference([it["learned_outcome"] for it in items], [it["heuristic_outcome"] for it in items],
+                                  n_resamples=n_resamples, confidence=confidence, seed=seed)
     result = {
         "n_pairs": len(items),
         "n_available": len(all_rows),

@@ -263,7 +263,9 @@ def summarize_alignment(pairs_summary, reward_accuracy, reward_model, dpo_models
             scorer: {group: {**ci(v), "ties": v["ties"]} for group, v in groups.items()}
             for scorer, groups in accuracy["accuracy"].items()
         },
-        "learned_minus_heuristic": ci(accuracy["learned_minus_heuristic"]),
+        "learned_minus_heuristic": {**ci(accuracy["learned_minus_heuristic"]),
+                                    **{k: accuracy["learned_minus_heuristic"][k]
+                                       for k in ("test", "p_value", "p_holm", "family", "verdict", "mde")}},
         "reward_model": rm_record,
         "methods": {r["name"]: r for r in records},
         "models": {r["name"]: r["adapter"] for r in [rm_record, *records]},

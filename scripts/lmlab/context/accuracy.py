@@ -12,7 +12,7 @@ import numpy as np
 
 from lmlab.core.errors import InputError
 from lmlab.core.io import read_jsonl, write_json, write_jsonl
-from lmlab.core.stats import bootstrap_ci
+from lmlab.core.stats import proportion_ci
 from lmlab.data.metrics import contains_answer
 from lmlab.models.base import load_model, load_tokenizer
 from lmlab.models.generation import decoding_settings, generate_batched
@@ -82,7 +82,7 @@ def window_prompts(row, lc, template, hf_tokenizer, backend, window, stride_frac
 
 
 def _accuracy_rows(out_rows, windows, n_resamples, seed):
-    """Bootstrap accuracy per arm x window, over all items and per depth bin."""
+    """Accuracy (Wilson interval) per arm x window, over all items and per depth bin."""
     results = []
     for arm in ARMS:
         for w in windows:
@@ -90,7 +90,7 @@ def _accuracy_rows(out_rows, windows, n_resamples, seed):
                 sel = [r for r in out_rows if r["arm"] == arm and r["window"] == w and d in ("all", r["depth_bin"])]
                 if not sel:
                     continue
-                ci = bootstrap_ci([float(r["correct"]) for r in sel], n_resamples=n_resamples, seed=seed)
+                ci = proportion_ci([float(r["correct"]) for r in sel])
                 results.append(
                     {
                         "arm": arm,

@@ -96,6 +96,7 @@ def _bias_rows(stats_):
             "statistic": _finite(t["statistic"]),
             "dof": t["dof"],
             "p_value": t["p_value"],
+            "p_holm": t["p_holm"],
         }
         for t in stats_["truncation_bias"]
         for g in t["groups"]
@@ -176,8 +177,10 @@ def _truncation_summary(stats_):
             "long_context_truncated": lcqa["truncated_share"],
             "long_context_answer_survives": lcqa["target_survives"],
             "bias_task_p": _bias(stats_, w, "task", "p_value"),
+            "bias_task_p_holm": _bias(stats_, w, "task", "p_holm"),
             "bias_task_test": _bias(stats_, w, "task", "test"),
             "bias_label_p": _bias(stats_, w, "sentiment_label", "p_value"),
+            "bias_label_p_holm": _bias(stats_, w, "sentiment_label", "p_holm"),
             "bias_label_test": _bias(stats_, w, "sentiment_label", "test"),
         }
     return truncation

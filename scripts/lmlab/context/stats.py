@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from lmlab.core.io import write_json, write_tsv
-from lmlab.core.stats import proportion_difference_test, wilson_interval
+from lmlab.core.stats import holm, proportion_difference_test, wilson_interval
 from lmlab.models.base import load_tokenizer
 from lmlab.context.examples import DATASET_KINDS, LONG_TASK, SFT_DATASETS, dataset_order, load_datasets
 from lmlab.context.records import template_records, truncation_records, window_records
@@ -87,9 +87,12 @@ def truncation_groups(records):
     return rows
 
 
-def truncation_bias(records, windows):
+def truncation_bias(records, windows, seed=0):
     """Is truncation biased? For each window, a test of the truncated share across SFT tasks
-    and across sentiment classes (all SFT splits pooled), with per-group Wilson intervals."""
+    and across sentiment classes (all SFT splits pooled), with per-group Wilson intervals:
+    chi-square where every expected count is at least 5, else Fisher (2 groups) or a seeded
+    Monte Carlo permutation test. Each factor's tests over the windows form one Holm family
+    (`p_holm`, `significant`)."""
     sft = [r for r in records if r["dataset"] in SFT_DATASETS]
     out = []
     for w in windows:
@@ -104,8 +107,14 @@ def truncation_bias(records, windows):
                 counts[r[key]][1] += 1
             if len(counts) < 2:
                 continue
-            test = proportion_difference_test({g: tuple(counts[g]) for g in sorted(counts)})
+            test = proportion_difference_test({g: tuple(counts[g]) for g in sorted(counts)}, seed=seed)
             out.append({"window": w, "factor": factor, **test})
+    for factor in ("task", "sentiment_label"):
+        members = [row for row in out if row["factor"] == factor]
+        if members:
+            adjusted = holm([row["p_value"] for row in members])
+            for row, p_holm, reject in zip(members, adjusted["adjusted"], adjusted["reject"]):
+                row.update(p_holm=p_holm, significant=reject, family_size=len(members))
     return out
 
 
@@ -236,6 +245,7 @@ def context_stats(
     bm25_b=0.75,
     max_rows=0,
     timing_path=None,
+    seed=0,
 ):
     """Everything of the study that needs no model run. Writes into `out_dir` the per-example
     tables examples.tsv (words, bytes, tokens per tokenizer), templates.tsv (tokens per
@@ -276,7 +286,7 @@ def context_stats(
     kb_counts = [counts["base"][i] for i, e in enumerate(examples) if e["dataset"] == "kb"]
     trunc_recs = truncation_records(template_recs, kb_rows, kb_counts, windows, template)
     trunc_rows = truncation_groups(trunc_recs)
-    bias = truncation_bias(trunc_recs, windows)
+    bias = truncation_bias(trunc_recs, windows, seed)
     class_rows = truncation_by_class(trunc_recs, windows)
 
     # ---- 4. sliding windows + retrieval

@@ -11,6 +11,9 @@ from lmlab.core.errors import InputError
 
 # The validated SFT files (rules/data.smk names them; the validation rule checks each).
 SFT_DATASETS = ("sft_train", "sft_validation", "sft_test")
+# The agents stage's paired comparisons (lmlab.agents.intervals.COMPARISONS; a test keeps the two equal).
+AGENT_COMPARISONS = ("tools_vs_llm_only", "memory_vs_tools", "planning_vs_memory", "summary_vs_episodic_memory",
+                     "heuristic_vs_llm_planning")
 
 
 def check_config(config, schema_path, source="config"):
@@ -47,6 +50,23 @@ def check_rules(config):
                 f"config: context.bpb.tokenizers: {lm!r} is not trained; "
                 f"add its size to context.bpe_vocab_sizes ({trained})"
             )
+    evaluation = config["evaluation"]
+    levels = {"model": evaluation["models"], "prompt": list(evaluation["prompts"]),
+              "context": [int(c) for c in evaluation["contexts"]]}
+    for i, hypothesis in enumerate(evaluation["primary"]):
+        factor = hypothesis["factor"]
+        for side in ("a", "b"):
+            level = int(hypothesis[side]) if factor == "context" else hypothesis[side]
+            if level not in levels[factor]:
+                raise InputError(f"config: evaluation.primary[{i}].{side}: {hypothesis[side]!r} is not among the "
+                                 f"evaluation's {factor} levels {levels[factor]}")
+        if hypothesis["a"] == hypothesis["b"]:
+            raise InputError(f"config: evaluation.primary[{i}]: a and b are the same level")
+    for i, name in enumerate(config["agents"]["primary"]):
+        model, comparison = name.split("/", 1)
+        if model not in config["agents"]["models"] or comparison not in AGENT_COMPARISONS:
+            raise InputError(f"config: agents.primary[{i}]: {name!r} is not model/comparison with a model of "
+                             f"agents.models and one of {list(AGENT_COMPARISONS)}")
     available = trained_model_names(config)
     requested = [m for m in config["agents"]["models"] if m != "rloo"]
     if "rloo" in config["agents"]["models"]:

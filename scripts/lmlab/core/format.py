@@ -34,6 +34,8 @@ def fmt_ci(d, digits=3, percent=False):
     """`{estimate, low, high, n}` -> '0.512 [0.401, 0.622], n = 60'."""
     if not d:
         return "–"
+    if d.get("estimate") is None:
+        return "not estimable" + (f", n = {d['n']}" if d.get("n") is not None else "")
     f = (lambda v: fmt_pct(v, 1)) if percent else (lambda v: fmt_num(v, digits))
     text = f"{f(d['estimate'])} [{f(d['low'])}, {f(d['high'])}]"
     if d.get("n") is not None:

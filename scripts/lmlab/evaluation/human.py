@@ -23,7 +23,7 @@ import yaml
 
 from lmlab.core.errors import InputError, input_error
 from lmlab.core.io import atomic_write, read_json, read_jsonl, write_json, write_tsv
-from lmlab.core.stats import cohen_kappa, krippendorff_alpha_ordinal
+from lmlab.core.stats import agreement_ci, cohen_kappa, krippendorff_alpha_ordinal
 from lmlab.evaluation.design import cell_id
 from lmlab.evaluation.testset import interleave
 
@@ -181,12 +181,18 @@ def agreement(sheet_paths, key_path, rubric_path, out_json, out_tsv):
                     continue
                 a = [sheets[x][c][criterion] for c in codes]
                 b = [sheets[y][c][criterion] for c in codes]
+                # Interval over rated items (percentile bootstrap), so a kappa reads with its n.
+                kappa_ci = agreement_ci(
+                    lambda units: cohen_kappa([u[0] for u in units], [u[1] for u in units], labels=labels,
+                                              weights="quadratic"), list(zip(a, b)), n_resamples=1000, seed=0)
                 pairs.append(
                     {
                         "a": x,
                         "b": y,
                         "n": len(codes),
                         "kappa_quadratic": _finite(cohen_kappa(a, b, labels=labels, weights="quadratic")),
+                        "kappa_quadratic_low": _finite(kappa_ci["low"]),
+                        "kappa_quadratic_high": _finite(kappa_ci["high"]),
                         "kappa_linear": _finite(cohen_kappa(a, b, labels=labels, weights="linear")),
                         "exact_agreement": sum(u == v for u, v in zip(a, b)) / len(codes),
                     }
@@ -197,6 +203,10 @@ def agreement(sheet_paths, key_path, rubric_path, out_json, out_tsv):
             entry["n"] = min((p["n"] for p in pairs), default=0)
             units = [[sheets[n].get(code, {}).get(criterion) for n in names] for code in sorted(key)]
             entry["krippendorff_alpha_ordinal"] = _finite(krippendorff_alpha_ordinal(units))
+            alpha_ci = agreement_ci(krippendorff_alpha_ordinal, units, n_resamples=1000, seed=0)
+            entry["krippendorff_alpha_low"] = _finite(alpha_ci["low"])
+            entry["krippendorff_alpha_high"] = _finite(alpha_ci["high"])
+            entry["krippendorff_alpha_units"] = sum(sum(v is not None for v in unit) >= 2 for unit in units)
         means = {}
         for model in sorted({k["model"] for k in key.values()}):
             values = [sheets[n][code][criterion] for n in names for code, k in key.items()
@@ -207,16 +217,22 @@ def agreement(sheet_paths, key_path, rubric_path, out_json, out_tsv):
         per_criterion[criterion] = entry
     result["criteria"] = per_criterion
     if len(names) >= 2:
-        result["agreement"] = {c: {k: e.get(k) for k in ("kappa_quadratic", "krippendorff_alpha_ordinal", "n")}
+        result["agreement"] = {c: {k: e.get(k) for k in ("kappa_quadratic", "krippendorff_alpha_ordinal",
+                                                         "krippendorff_alpha_low", "krippendorff_alpha_high",
+                                                         "krippendorff_alpha_units", "n")}
                                for c, e in per_criterion.items()}
     result["mean_by_model"] = {c: e["mean_by_model"] for c, e in per_criterion.items()}
     rows = []
     for criterion, entry in per_criterion.items():
         for pair in entry.get("pairs", []):
-            rows.append({"criterion": criterion, "a": pair["a"], "b": pair["b"], "n": pair["n"],
-                         "kappa_quadratic": pair["kappa_quadratic"], "kappa_linear": pair["kappa_linear"],
+            interval = (f"[{pair['kappa_quadratic_low']:.3f}, {pair['kappa_quadratic_high']:.3f}]"
+                        if pair["kappa_quadratic_low"] is not None else "")
+            rows.append({"criterion": criterion, "a": pair["a"], "b": pair["b"],
+                         "kappa_quadratic": pair["kappa_quadratic"], "kappa_quadratic_interval": interval,
+                         "n": pair["n"], "kappa_linear": pair["kappa_linear"],
                          "exact_agreement": pair["exact_agreement"]})
-    write_tsv(out_tsv, rows, ["criterion", "a", "b", "n", "kappa_quadratic", "kappa_linear", "exact_agreement"])
+    write_tsv(out_tsv, rows, ["criterion", "a", "b", "kappa_quadratic", "kappa_quadratic_interval", "n",
+                              "kappa_linear", "exact_agreement"])
     write_json(out_json, result)
     return result
 

@@ -23,14 +23,38 @@ SECONDARY_METRICS = {
 }
 
 
+# Which interval and test each table uses (the paper prints these beside the tables).
+METHODS = {
+    "shares": "Wilson score interval (0/1 metrics: share correct, JSON parsed/valid, refusals)",
+    "continuous": "BCa bootstrap over items (the pooled 'all' row: percentile bootstrap within tasks)",
+    "comparisons": "difference in share correct with Newcombe's hybrid score interval; McNemar mid-p test; "
+                   "Holm's correction within each family (primary, exploratory, exploratory per task)",
+    "mde": "minimum detectable effect at 80% power: exact power of the mid-p McNemar test at alpha / family "
+           "size with the observed share of discordant items",
+    "winrates": "Wilson interval (ties count 1/2) and exact sign test of wins against losses; the "
+                "length-controlled rate from a logistic fit, BCa bootstrap, 'not estimable' when the fit "
+                "is not identified",
+    "nll": "per-item mean NLL: BCa bootstrap; perplexity: ratio estimator (token-weighted), BCa bootstrap",
+}
+
+
 def _ci(row):
-    """The interval part {estimate, low, high, n} of a stats row."""
-    return {k: row[k] for k in ("estimate", "low", "high", "n")}
+    """The interval part {estimate, low, high, n, method} of a stats row."""
+    return {k: row.get(k) for k in ("estimate", "low", "high", "n", "method")}
 
 
 def _fmt_ci(row):
     """A stats row's interval as a table cell: '0.512 [0.401, 0.622], n = 60'."""
     return fmt_ci(_ci(row), 3)
+
+
+def verdict_text(c):
+    """The comparison's verdict with its evidence: the test after Holm, or the detectable effect."""
+    if c["verdict"] == "no effect detected":
+        limit = ("no effect of any size was detectable at this n" if c["mde"] is None
+                 else f"no effect larger than {c['mde']:.2f} was detectable")
+        return f"no effect detected (Holm p = {c['p_holm']:.3g}; {limit})"
+    return f"{c['verdict']} ({c['test']}, Holm p = {c['p_holm']:.3g})"
 
 
 def _yes(value):
@@ -134,16 +158,13 @@ def _headline(ref_row, comparisons, winrates, judge_status, ref):
             f"In the reference evaluation cell ({cell_id(ref)}) the share of correct answers is "
             f"{_fmt_ci(ref_row)}."
         )
-    overall = [c for c in comparisons if c["task"] == "all"]
-    sft_vs_base = [c for c in overall if c["factor"] == "model" and c["a"].split("/")[0] == "sft"
-                   and c["b"].split("/")[0] == "base"]
-    if sft_vs_base:
-        c = sft_vs_base[0]
-        parts.append(f"SFT minus base: {_fmt_ci(c)} (Holm-adjusted McNemar p = {c['p_holm']:.3g}).")
-    if overall:
-        significant = sum(bool(c["significant"]) for c in overall)
-        parts.append(f"{significant} of {len(overall)} paired comparisons between design cells are significant "
-                     "after Holm correction.")
+    for c in (c for c in comparisons if c["family"] == "primary"):
+        parts.append(f"Primary comparison {c['a']} minus {c['b']}: {_fmt_ci(c)}, {verdict_text(c)}.")
+    exploratory = [c for c in comparisons if c["family"] == "exploratory"]
+    if exploratory:
+        significant = sum(bool(c["significant"]) for c in exploratory)
+        parts.append(f"{significant} of {len(exploratory)} exploratory comparisons between design cells reject "
+                     "after Holm's correction within their family.")
     if judge_status.get("available"):
         first = winrates[0] if winrates else None
         if first:
@@ -221,11 +242,11 @@ def evaluation_summary(stats_json, matrix_tsv, items_path, out_summary, human_ev
                              "by_task": {g: _ci(lookup[(cid, g, PRIMARY)]) for g in tasks if (cid, g, PRIMARY) in lookup}}
     write_tsv(tables / "evaluation_cells.tsv", cell_rows)
 
-    # Paired comparisons (overall family in the paper; every task in the second table).
+    # Paired comparisons (primary and exploratory overall in the paper; every task in the second table).
     def comparison_row(c):
-        return {"factor": c["factor"], "a": c["a"], "b": c["b"], "task": c["task"], "n": c["n"],
-                "difference": _fmt_ci(c), "n10": c["n10"], "n01": c["n01"], "p_mcnemar": c["p_mcnemar"],
-                "p_holm": c["p_holm"], "significant": _yes(c["significant"])}
+        return {"family": c["family"], "factor": c["factor"], "a": c["a"], "b": c["b"], "task": c["task"],
+                "difference": _fmt_ci(c), "n10": c["n10"], "n01": c["n01"], "p": c["p_value"],
+                "p_holm": c["p_holm"], "verdict": c["verdict"], "mde": c["mde"]}
 
     write_tsv(tables / "evaluation_comparisons.tsv",
               [comparison_row(c) for c in st["comparisons"] if c["task"] == "all"])
@@ -235,18 +256,24 @@ def evaluation_summary(stats_json, matrix_tsv, items_path, out_summary, human_ev
     # Win rates.
     wr_rows = []
     for w in st["winrates"]:
-        for row in winrate_rows(w):
+        for row in winrate_rows(w, st["alpha"]):
             wr_rows.append({"model": row["model"], "baseline": row["baseline"], "judge": row["judge"],
-                            "kind": row["kind"], "win_rate": _fmt_ci(row),
+                            "kind": row["kind"], "win_rate": _fmt_ci(row) if row["estimate"] is not None
+                            else f"not estimable ({row['reason']}); raw {row['raw_win_rate']:.3f}",
+                            "method": row["method"],
                             "wins_ties_losses": f"{row['wins']}/{row['ties']}/{row['losses']}"
                             if row["wins"] is not None else "",
+                            "p_sign": row["p_value"], "mde": row["mde"],
                             "order_agreement": row["order_agreement"]})
     write_tsv(tables / "evaluation_winrates.tsv", wr_rows,
-              ["model", "baseline", "judge", "kind", "win_rate", "wins_ties_losses", "order_agreement"])
+              ["model", "baseline", "judge", "kind", "win_rate", "method", "wins_ties_losses", "p_sign", "mde",
+               "order_agreement"])
 
     # Gold NLL.
     nll_rows = [{"model": r["model"], "gold_nll": _fmt_ci(r) if r["n"] else "",
-                 "perplexity": r["perplexity"], "gold_tokens": r["gold_tokens"], "nonfinite_items": r["n_nonfinite"]}
+                 "perplexity": fmt_ci({"estimate": r["perplexity"], "low": r["perplexity_low"],
+                                       "high": r["perplexity_high"]}, 2) if r["n"] else "",
+                 "gold_tokens": r["gold_tokens"], "nonfinite_items": r["n_nonfinite"]}
                 for r in st["nll"] if r["task"] == "all"]
     write_tsv(tables / "evaluation_nll.tsv", nll_rows,
               ["model", "gold_nll", "perplexity", "gold_tokens", "nonfinite_items"])
@@ -280,13 +307,16 @@ def evaluation_summary(stats_json, matrix_tsv, items_path, out_summary, human_ev
         },
         "metrics": metrics,
         "cells": cell_summary,
+        "primary": st["primary"],
         "comparisons": [
-            {k: c[k] for k in ("factor", "a", "b", "task", "n", "estimate", "low", "high", "n10", "n01",
-                               "p_mcnemar", "p_holm", "significant", "holm_family", "holm_family_size")}
+            {k: c[k] for k in ("family", "factor", "a", "b", "task", "n", "estimate", "low", "high", "method", "n10",
+                               "n01", "discordance", "test", "p_value", "p_holm", "significant", "verdict", "mde",
+                               "family_size")}
             for c in st["comparisons"] if c["task"] == "all"
         ],
-        "n_comparisons": {"overall": sum(c["task"] == "all" for c in st["comparisons"]),
-                          "per_task": sum(c["task"] != "all" for c in st["comparisons"])},
+        "n_comparisons": {family: sum(c["family"] == family for c in st["comparisons"])
+                          for family in ("primary", "exploratory", "exploratory per task")},
+        "methods": METHODS,
         "winrates": {
             **st["judge"],
             "pairs": {f"{w['model']}_vs_{w['baseline']}": {
@@ -294,7 +324,8 @@ def evaluation_summary(stats_json, matrix_tsv, items_path, out_summary, human_ev
                 | {"order_agreement": res["order_agreement"]}
                 for judge, res in w["judges"].items()} for w in st["winrates"]},
         },
-        "nll": {r["model"]: {**_ci(r), "perplexity": r["perplexity"], "n_nonfinite": r["n_nonfinite"]}
+        "nll": {r["model"]: {**_ci(r), "perplexity": r["perplexity"], "perplexity_low": r["perplexity_low"],
+                             "perplexity_high": r["perplexity_high"], "n_nonfinite": r["n_nonfinite"]}
                 for r in st["nll"] if r["task"] == "all"},
         "cost": {
             "generate_s_total": sum(c["generate_s"] for c in st["cost"]),

@@ -1,15 +1,21 @@
 """The seed's twelve research questions, the abstract's headline sentences and the threats to
 validity, read off the stage summaries.
 
-Every answer is chosen by the numbers: an effect is reported as an increase or decrease only
-when its 95% interval excludes zero (paired differences) or when two separate intervals do
-not overlap (a conservative check, said as such); otherwise the answer says that no effect
-was detected. A question the run cannot answer (stage absent from the config, a factor with
-one level, a GPU-only arm on a CPU) says so and why. Nothing here trains or re-scores: the
-functions take the parsed `results/<stage>/summary.json` dicts and format what they hold.
+Every answer is chosen by the numbers and by one decision rule (lmlab.core.stats.decide): an
+effect is reported as an increase or decrease only when its declared test rejects after its
+multiplicity correction. Paired comparisons carry their stage's test, Holm-adjusted p and
+minimum detectable effect (mde); two shares from separate summaries are compared with the
+chi-square or Fisher test of lmlab.core.stats.proportion_difference_test, Holm-corrected
+over the comparisons of the same question; a verdict never comes from intervals that do or
+do not overlap. A null says how large an effect the run could have seen. Other quantities
+(steps, rates of calls) are reported side by side without a verdict. A question the run
+cannot answer (stage absent from the config, a factor with one level, a GPU-only arm on a
+CPU) says so and why. Nothing here trains or re-scores: the functions take the parsed
+`results/<stage>/summary.json` dicts and format what they hold.
 """
 
 from lmlab.core.format import fmt_ci, fmt_num, fmt_pct
+from lmlab.core.stats import decide, holm, mde_two_proportions, proportion_difference_test
 
 ALPHA = 0.05
 NOT_ANSWERED = "not answered by this run: "
@@ -32,29 +38,73 @@ def ci(d, percent=False):
     return fmt_ci(d, 3, percent)
 
 
-def includes_zero(d):
-    return d["low"] <= 0 <= d["high"]
+def mde_phrase(mde, unit="", percent=False):
+    if mde is None:
+        return "no effect of any size was detectable at this n"
+    size = fmt_pct(mde) if percent else fmt_num(mde, 2)
+    return f"no effect larger than {size}{unit} was detectable"
 
 
-def paired_verdict(d, what):
-    """A paired difference with its interval -> a sentence chosen by the interval."""
-    if d is None:
+def paired_verdict(row, what, difference=None):
+    """A tested paired comparison -> its sentence, from the row's verdict (its test after
+    Holm's correction in its family) and, for a null, its minimum detectable effect."""
+    if row is None:
         return f"{what}: no paired difference recorded"
-    if d["low"] > 0:
-        return f"{what} increased: {ci(d)} (the 95% interval excludes zero)"
-    if d["high"] < 0:
-        return f"{what} decreased: {ci(d)} (the 95% interval excludes zero)"
-    return f"{what}: {ci(d)}; the interval includes zero: no effect detected"
+    d = row if difference is None else difference
+    family = f"{row['family']} family, " if row.get("family") else ""
+    where = f"{family}{row.get('test', 'test')}, Holm p = {fmt_num(row['p_holm'], 3)}"
+    if row["verdict"] in ("increased", "decreased"):
+        return f"{what} {row['verdict']}: {ci(d)} ({where})"
+    return f"{what}: {ci(d)}; no effect detected ({where}; {mde_phrase(row.get('mde'))})"
 
 
-def separate_verdict(a, b, name_a, name_b, what, percent=False):
-    """Two independent intervals: ordered only when they do not overlap."""
+SHARE_METHODS = ("wilson", "wilson-deff")
+
+
+def share_counts(d):
+    """(k, n) of a share interval, or None when the interval is not of a share of items."""
+    if d is None or d.get("method") not in SHARE_METHODS or not d.get("n") or not 0 <= d["estimate"] <= 1:
+        return None
+    return int(round(d["estimate"] * d["n"])), int(d["n"])
+
+
+def separate_tests(pairs, alpha=ALPHA):
+    """Two-share tests of one question, Holm-corrected together: pairs = [(a, b)] intervals
+    of shares of separate item sets -> [{p_value, p_holm, verdict, mde} or None (not shares)]."""
+    tests = []
+    for a, b in pairs:
+        ka, kb = share_counts(a), share_counts(b)
+        if ka is None or kb is None:
+            tests.append(None)
+            continue
+        result = proportion_difference_test({"a": ka, "b": kb})
+        pooled = (ka[0] + kb[0]) / (ka[1] + kb[1])
+        tests.append({"p_value": result["p_value"], "test": result["test"],
+                      "mde": mde_two_proportions(ka[1], kb[1], pooled, alpha / len(pairs))})
+    done = [t for t in tests if t]
+    if done:
+        adjusted = holm([t["p_value"] for t in done], alpha)["adjusted"]
+        for t, p_holm in zip(done, adjusted):
+            t["p_holm"] = p_holm
+    for (a, b), t in zip(pairs, tests):
+        if t:
+            t["verdict"] = decide(a["estimate"] - b["estimate"], t["p_holm"], alpha)
+    return tests
+
+
+def separate_verdict(a, b, name_a, name_b, what, percent=False, test=None):
+    """Two separate intervals side by side; ordered only by their test (separate_tests)."""
     text = f"{what} {name_a} {ci(a, percent)} vs {name_b} {ci(b, percent)}"
-    if a["low"] > b["high"]:
-        return text + f": higher with {name_a} (the intervals do not overlap)"
-    if a["high"] < b["low"]:
-        return text + f": lower with {name_a} (the intervals do not overlap)"
-    return text + ": the intervals overlap, no difference shown"
+    if test is None:
+        test = separate_tests([(a, b)])[0]
+    if test is None:
+        return text + " (side by side, no test declared for this quantity)"
+    where = f"{test['test']}, Holm p = {fmt_num(test['p_holm'], 3)}"
+    if test["verdict"] == "increased":
+        return text + f": higher with {name_a} ({where})"
+    if test["verdict"] == "decreased":
+        return text + f": lower with {name_a} ({where})"
+    return text + f": no difference detected ({where}; {mde_phrase(test['mde'], percent=percent)})"
 
 
 def windows_of(mapping):
@@ -151,16 +201,16 @@ def q_chunking(S):
         f"answer kept, sliding windows + BM25 ({w})": ci(cell["retrieval"], True),
         f"answer in some window ({w})": ci(cell["any_window"], True),
     }
-    parts = [
-        separate_verdict(cell["retrieval"], cell["truncation"], "retrieval", "truncation", f"At {w} tokens the answer stays in context:", True)
-    ]
+    pairs = [(cell["retrieval"], cell["truncation"], f"At {w} tokens the answer stays in context:")]
     acc = ctx.get("accuracy", {})
     if acc.get("retrieval") and acc.get("truncation"):
         aw = windows_of(acc["retrieval"])[-1]
         a, b = acc["retrieval"][aw], acc["truncation"][aw]
         numbers[f"accuracy, retrieval ({aw})"] = ci(a, True)
         numbers[f"accuracy, truncation ({aw})"] = ci(b, True)
-        parts.append(separate_verdict(a, b, "retrieval", "truncation", f"the base model's long-context accuracy at {aw} tokens:", True))
+        pairs.append((a, b, f"the base model's long-context accuracy at {aw} tokens:"))
+    tests = separate_tests([(a, b) for a, b, _ in pairs])
+    parts = [separate_verdict(a, b, "retrieval", "truncation", what, True, test) for (a, b, what), test in zip(pairs, tests)]
     return "; ".join(parts) + ".", numbers, "results/context/summary.json: sliding, accuracy"
 
 
@@ -171,7 +221,7 @@ def q_template_format(S):
         raise Missing("the evaluation design has a single prompt, so prompts cannot be compared")
     numbers, parts = {}, []
     for c in comps:
-        numbers[f"{c['a']} − {c['b']}"] = f"{ci(c)} (Holm p = {fmt_num(c['p_holm'], 3)})"
+        numbers[f"{c['a']} − {c['b']}"] = f"{ci(c)} (Holm p = {fmt_num(c['p_holm'], 3)}, mde {fmt_num(c['mde'], 2)})"
         parts.append(paired_verdict(c, f"share correct, {c['a']} minus {c['b']}"))
     errs = S.get("errors") or {}
     by_cell = errs.get("by_cell", {})
@@ -243,15 +293,18 @@ def q_dpo_factuality(S):
     c = comparison(ev, "model", "dpo/", "sft/")
     numbers, parts = {}, []
     if c:
-        numbers["DPO − SFT, share correct"] = f"{ci(c)} (Holm p = {fmt_num(c['p_holm'], 3)})"
+        numbers["DPO − SFT, share correct"] = f"{ci(c)} (Holm p = {fmt_num(c['p_holm'], 3)}, mde {fmt_num(c['mde'], 2)})"
         parts.append(paired_verdict(c, "share correct, DPO minus SFT"))
     metrics = ev.get("metrics", {})
+    pairs = []
     for task in ("kb_qa", "long_context_qa"):
         if task in metrics.get("dpo", {}) and task in metrics.get("sft", {}):
             a, b = metrics["dpo"][task], metrics["sft"][task]
             numbers[f"{task} correct, DPO"] = ci(a)
             numbers[f"{task} correct, SFT"] = ci(b)
-            parts.append(separate_verdict(a, b, "DPO", "SFT", f"on {task}", False))
+            pairs.append((a, b, task))
+    for (a, b, task), test in zip(pairs, separate_tests([(a, b) for a, b, _ in pairs])):
+        parts.append(separate_verdict(a, b, "DPO", "SFT", f"on {task}", False, test))
     if not parts:
         raise Missing("the evaluation summary has no DPO-vs-SFT comparison or per-task metrics")
     return "; ".join(parts) + ".", numbers, "results/evaluation/summary.json: comparisons (dpo vs sft), metrics.<model>.<task>"
@@ -293,12 +346,16 @@ def q_complacency(S):
     numbers, parts = {}, []
     metrics = ev.get("metrics", {})
     cells = ev.get("cells", {})
+    refusal_pairs = [(m, metrics[m]["refusal"], metrics["sft"]["refusal"]) for m in aligned
+                     if "refusal" in metrics.get(m, {}) and "refusal" in metrics.get("sft", {})]
+    refusal_tests = dict(zip([m for m, _, _ in refusal_pairs], separate_tests([(a, b) for _, a, b in refusal_pairs])))
     for m in aligned:
-        if "refusal" in metrics.get(m, {}) and "refusal" in metrics.get("sft", {}):
+        if m in refusal_tests:
             a, b = metrics[m]["refusal"], metrics["sft"]["refusal"]
             numbers[f"refusal correct {m}"] = ci(a)
             numbers["refusal correct sft"] = ci(b)
-            parts.append(separate_verdict(a, b, m, "SFT", "appropriate refusals (refusal task correct):"))
+            parts.append(separate_verdict(a, b, m, "SFT", "appropriate refusals (refusal task correct):", False,
+                                          refusal_tests[m]))
         bm = errs.get("by_model", {})
         if m in bm and "sft" in bm:
             numbers[f"missing refusals {m}"] = count(bm[m]["missing_refusal"], bm[m]["n_items"])
@@ -331,8 +388,9 @@ def _agent_question(S, pair_name, what, extra):
         p = agent_pair(ag, model, pair_name)
         if p is None:
             continue
-        numbers[f"{model}: {pair_name}"] = f"{ci(p['difference'])} (Holm p = {fmt_num(p['p_holm'], 3)})"
-        parts.append(paired_verdict(p["difference"], f"{model}, task success {p['treatment']} minus {p['baseline']}"))
+        numbers[f"{model}: {pair_name}"] = (f"{ci(p['difference'])} (Holm p = {fmt_num(p['p_holm'], 3)}, "
+                                            f"mde {fmt_num(p['mde'], 2) if p['mde'] is not None else 'none'})")
+        parts.append(paired_verdict(p, f"{model}, task success {p['treatment']} minus {p['baseline']}", p["difference"]))
         parts += extra(ag, model, numbers)
     if not parts:
         raise Missing(f"the agents stage has no {pair_name} comparison (arm not configured)")
@@ -415,6 +473,22 @@ def answer_questions(summaries):
     return out
 
 
+def design_table(summaries):
+    """[{stage, comparison, metric, test, n, mde, verdict}]: the declared primary comparisons of
+    the stages that ran, with what each can detect at its size (the paper's design section)."""
+    rows = []
+    for c in (summaries.get("evaluation") or {}).get("comparisons", []):
+        if c.get("family") == "primary":
+            rows.append({"stage": "evaluation", "comparison": f"{c['a']} − {c['b']}", "metric": "share correct",
+                         "test": c["test"], "n": c["n"], "mde": c["mde"], "verdict": c["verdict"]})
+    for p in (summaries.get("agents") or {}).get("paired", []):
+        if p.get("family") == "primary":
+            rows.append({"stage": "agents", "comparison": f"{p['model']}: {p['treatment']} − {p['baseline']}",
+                         "metric": "share of tasks solved", "test": p["test"], "n": p["n"], "mde": p["mde"],
+                         "verdict": p["verdict"]})
+    return rows
+
+
 # ---------------------------------------------------------------- abstract
 
 
@@ -459,7 +533,7 @@ def _s_evaluation(S):
     text = f"Evaluation: in the reference cell ({ref}) the share of correct answers is {ci(ev['cells'][ref]['correct'])}"
     c = comparison(ev, "model", "sft/", "base/")
     if c:
-        text += "; " + paired_verdict(c, "SFT minus base") + f" (Holm p = {fmt_num(c['p_holm'], 3)})"
+        text += "; " + paired_verdict(c, "SFT minus base")
     return text + "."
 
 
@@ -478,7 +552,7 @@ def _s_agents(S):
             part = f"{model}'s best arm ({best}) succeeds on {ci(runs[best]['success'])} of tasks"
         p = agent_pair(ag, model, "tools_vs_llm_only")
         if p:
-            part += "; " + paired_verdict(p["difference"], "tools minus LLM only")
+            part += "; " + paired_verdict(p, "tools minus LLM only", p["difference"])
         parts.append(part)
     if not parts:
         raise Missing("no agent runs")
@@ -515,12 +589,13 @@ def abstract_sentences(summaries):
 # ---------------------------------------------------------------- threats to validity
 
 
-def _intervals_with_zero(S):
-    diffs = [c for c in (S.get("evaluation") or {}).get("comparisons", [])]
-    diffs += [p["difference"] for p in (S.get("agents") or {}).get("paired", [])]
+def _nulls(S):
+    """(comparisons with no effect detected, all tested comparisons) over the stages."""
+    rows = list((S.get("evaluation") or {}).get("comparisons", []))
+    rows += list((S.get("agents") or {}).get("paired", []))
     if S.get("alignment", {}) and S["alignment"].get("learned_minus_heuristic"):
-        diffs.append(S["alignment"]["learned_minus_heuristic"])
-    return sum(1 for d in diffs if includes_zero(d)), len(diffs)
+        rows.append(S["alignment"]["learned_minus_heuristic"])
+    return sum(1 for r in rows if r.get("verdict") == "no effect detected"), len(rows)
 
 
 def threats(summaries, base_model, manifest, config):
@@ -545,12 +620,13 @@ def threats(summaries, base_model, manifest, config):
         if al:
             text += f"; the reward model is tested on {al.get('reward_model_test_pairs')} preference pairs"
         add("Small samples", text + ".", "results/evaluation/summary.json: n_items, items_per_task")
-    zero, total = _intervals_with_zero(S)
+    nulls, total = _nulls(S)
     if total:
         add(
-            "Effects not distinguishable from zero",
-            f"{zero} of {total} paired differences reported (evaluation comparisons, agent ablations, reward models) "
-            f"have a 95% interval that includes zero; they show no effect at this sample size, not the absence of one.",
+            "Effects not detected",
+            f"{nulls} of {total} tested paired comparisons (evaluation, agent ablations, reward models) detect no "
+            f"effect after Holm's correction; each states its minimum detectable effect, and an effect smaller than "
+            f"that would have gone unseen: no effect at this sample size, not the absence of one.",
             "results/{evaluation,agents,alignment}/summary.json",
         )
     add(

@@ -12,7 +12,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from lmlab.core.format import fmt_ci, fmt_num, fmt_pct
 from lmlab.core.io import atomic_write, read_json, read_tsv, sha256_file, write_json
 from lmlab.paper.figures import data_tables
-from lmlab.paper.questions import abstract_sentences, answer_questions, threats
+from lmlab.paper.questions import abstract_sentences, answer_questions, design_table, threats
 from lmlab.paper.verify import build_provenance
 
 # Sections in reading order; a stage whose summary is missing is left out of the paper.
@@ -59,6 +59,7 @@ def render_paper(template_dir, out_html, config, manifest_path, base_model_json,
         "sections": sections,
         "abstract": abstract_sentences(summaries),
         "questions": answer_questions(summaries),
+        "design": design_table(summaries),
         "threats": threats(summaries, base_model, manifest, config),
         "stage_order": [s for s in STAGES if s in sections],
         "provenance": provenance,
