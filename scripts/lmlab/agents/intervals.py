@@ -1,10 +1,10 @@
 """The agents stage's statistics over per-task rows: every rate of the ablation table with
-its interval (`arm_intervals`: Wilson for shares, bootstrap for counts and pooled rates, a
+its interval (`arm_intervals`: Wilson for shares of tasks and of calls, a cluster bootstrap for counts, a
 repeated question counted with its original), and paired success comparisons of arms with
 their test, Holm's correction per family, verdict and minimum detectable effect
 (`paired_comparisons`)."""
 
-from lmlab.core.stats import decide, holm, mde_paired_binary, mean_ci, paired_proportion_difference, ratio_ci
+from lmlab.core.stats import decide, holm, mde_paired_binary, mean_ci, paired_proportion_difference, proportion_ci
 
 # Pooled rates of the ablation table: (column, numerator, denominator) of agent_metrics'
 # per-task rows; rows without a denominator (e.g. no tool calls) do not count toward n.
@@ -23,14 +23,20 @@ TOOL_SCORED_ONLY = ("tool_precision", "tool_recall", "argument_accuracy")
 
 def pooled_rate(numerators, denominators, n_resamples=2000, confidence=0.95, seed=0):
     """{estimate, low, high, n, denominator, method}: sum(num)/sum(den) over tasks with a
-    denominator (a task's calls stay together), lmlab.core.stats.ratio_ci's interval. None
-    when no task has a denominator."""
-    pairs = [(float(a), float(b)) for a, b in zip(numerators, denominators) if b]
+    denominator, a share of calls (or turns): the Wilson interval of the pooled events with
+    the design effect of their tasks (a task's calls are not independent of each other), so
+    it never collapses at 0 or 1. `n` counts tasks. None when no task has a denominator.
+    n_resamples and seed are unused (no resampling) and kept for a uniform signature."""
+    pairs = [(int(a), int(b)) for a, b in zip(numerators, denominators) if b]
     if not pairs:
         return None
-    num, den = zip(*pairs)
-    result = ratio_ci(num, den, n_resamples=n_resamples, confidence=confidence, seed=seed)
-    return {**result, "denominator": int(sum(den))}
+    events, clusters = [], []
+    for task, (num, den) in enumerate(pairs):
+        events += [1.0] * num + [0.0] * (den - num)
+        clusters += [task] * den
+    result = proportion_ci(events, confidence, clusters=clusters)
+    return {**{k: result[k] for k in ("estimate", "low", "high", "method")}, "n": len(pairs),
+            "denominator": len(events)}
 
 
 def task_interval(values, clusters, n_resamples=2000, confidence=0.95, seed=0):
