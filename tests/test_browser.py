@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from test_report import fixture_results, render  # noqa: F401  (fixture reused)
+from test_paper import fixture_results, render  # noqa: F401  (fixture reused)
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
