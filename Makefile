@@ -21,9 +21,10 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements-test.txt
 paper: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 
-# Re-hash everything the paper lists against the files on disk (run after `make paper`).
+# Re-hash everything the paper depends on (files, model folders, raw inputs, the chain of
+# records) against the disk; one line per problem, then the verdict; non-zero on any problem.
 verify: $(STAMP)
-	$(BIN)/snakemake --cores 1 paper_verify
+	PYTHONPATH=scripts $(BIN)/python -m lmlab.paper.verify results/paper/provenance.json
 
 # Chromium (paper browser check) and SLURM (real cluster test) come from Debian's packages.
 system-deps:

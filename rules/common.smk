@@ -164,5 +164,8 @@ def provenance_listed_files(wildcards):
     provenance = json.loads(path.read_text())
     listed = [str(Path(REPORT, rel)) for rel in provenance["artifacts"]]
     for record in provenance["records"].values():
-        listed += [out for out in record["outputs"] if Path(out).is_file()]
+        listed += list(record["outputs"])  # files and folders: a changed adapter reruns verify
+    manifest = Path(RESULTS, "data", "manifest.json")
+    if manifest.exists():
+        listed += [e["file"] for e in json.loads(manifest.read_text()).values() if isinstance(e, dict) and e.get("file")]
     return sorted(p for p in set(listed) if Path(p).exists())

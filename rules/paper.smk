@@ -116,6 +116,7 @@ rule paper:
 rule paper_verify:
     input:
         provenance=f"{REPORT}/provenance.json",
+        manifest=f"{RESULTS}/data/manifest.json",
         listed=provenance_listed_files,
     log:
         log_path("paper_verify"),

@@ -1,10 +1,15 @@
-"""Rule paper_verify: fail, naming the file, if anything listed in provenance.json has changed."""
+"""Rule paper_verify: fail, naming each file, if anything the paper depends on has changed."""
 
-from lmlab.paper.verify import verify
+import sys
+
 from lmlab.core.step import step
+from lmlab.paper.verify import report, verify
 
 with step(snakemake) as smk:
-    problems = verify(smk.input.provenance)
+    problems, checked = verify(smk.input.provenance, manifest_path=smk.input.manifest)
+    text = report(problems, checked, smk.input.provenance)
+    print(text)
     if problems:
-        raise SystemExit("verify failed:\n" + "\n".join(problems))
-    print(f"verify: every hash in {smk.input.provenance} matches")
+        # The verdict last on stderr, below Snakemake's listing of the inputs.
+        print(text, file=sys.stderr)
+        raise SystemExit(1)

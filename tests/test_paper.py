@@ -10,7 +10,7 @@ import yaml
 
 from conftest import ROOT
 from lmlab.paper.cost import cost_summary, rule_of
-from lmlab.core.io import sha256_file, write_json
+from lmlab.core.io import sha256_file, sha256_tree, write_json
 from lmlab.core.format import fmt_ci
 from lmlab.paper.figures import build_figures
 from lmlab.paper.render import render_paper
@@ -109,11 +109,54 @@ def test_verify_names_a_tampered_file(fixture_results):
     _, provenance = render(tmp_path, config)
     report = tmp_path / "results/paper"
     write_json(report / "provenance.json", provenance)
-    assert verify(report / "provenance.json") == []
+    problems, checked = verify(report / "provenance.json")
+    assert problems == [] and checked > 0
     table = report / "tables/data_files.tsv"
     table.write_text(table.read_text() + "x\n")
-    problems = verify(report / "provenance.json")
-    assert len(problems) == 1 and problems[0].startswith(str(table))
+    problems, _ = verify(report / "provenance.json")
+    assert len(problems) == 1 and problems[0].startswith(f"{table}: recorded ")
+
+
+def test_verify_sees_inside_folders_and_checks_the_chain(tmp_path, monkeypatch):
+    """A byte changed inside an adapter folder, a raw input changed, or a record whose input hash
+    is not what its producer wrote: each is one named line."""
+    monkeypatch.chdir(tmp_path)
+    adapter = Path("results/models/sft/chat")
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text('{"r": 8}')
+    (adapter / ".snakemake_timestamp").write_text("")  # Snakemake's marker: not part of the hash
+    raw = Path("data/raw/sft_train.jsonl")
+    raw.parent.mkdir(parents=True)
+    raw.write_text('{"id": "1"}\n')
+    manifest = Path("results/data/manifest.json")
+    write_json(manifest, {"sft_train": {"file": str(raw), "sha256": sha256_file(raw)}})
+    records = {
+        "results/provenance/sft_train-chat.json": {"rule": "sft_train", "inputs": {}, "outputs": {
+            str(adapter): sha256_tree(adapter)}},
+        "results/provenance/evaluation_generate.json": {"rule": "evaluation_generate", "inputs": {
+            str(adapter): sha256_tree(adapter)}, "outputs": {}},
+        "results/provenance/data_validate.json": {"rule": "data_validate", "inputs": {}, "outputs": {
+            str(manifest): sha256_file(manifest)}},
+    }
+    provenance = Path("results/paper/provenance.json")
+    write_json(provenance, {"artifacts": {}, "records": records})
+    assert verify(provenance, manifest_path=manifest)[0] == []
+    (adapter / ".snakemake_timestamp").write_text("touched later by Snakemake")
+    assert verify(provenance, manifest_path=manifest)[0] == []
+    recorded_adapter, recorded_raw = sha256_tree(adapter), sha256_file(raw)
+    (adapter / "adapter_config.json").write_text('{"r": 9}')
+    raw.write_text('{"id": "2"}\n')
+    problems, _ = verify(provenance, manifest_path=manifest)
+    assert problems == [
+        f"{adapter}: recorded {recorded_adapter[:12]}, now {sha256_tree(adapter)[:12]}, written by rule sft_train",
+        f"{raw}: recorded {recorded_raw[:12]}, now {sha256_file(raw)[:12]}, raw input sft_train in the data manifest",
+    ]
+    # A consumer that read another version of the adapter than the producer wrote.
+    records["results/provenance/evaluation_generate.json"]["inputs"][str(adapter)] = "0" * 64
+    write_json(provenance, {"artifacts": {}, "records": records})
+    chain = [p for p in verify(provenance)[0] if "read 000000000000" in p]
+    assert chain == [f"{adapter}: rule evaluation_generate read 000000000000, rule sft_train wrote "
+                     f"{recorded_adapter[:12]}"]
 
 
 def test_interval_formatting():

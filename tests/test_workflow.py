@@ -1,7 +1,9 @@
 """End to end: the whole workflow on config/test.yaml in a temporary copy of the repository."""
 
 import json
+import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -66,9 +68,25 @@ def test_verify_passes_then_detects_tampering(finished_run):
     try:
         proc = run_snakemake(workdir, "paper_verify", *TEST_CONFIG, check=False)
         assert proc.returncode != 0
-        assert "data_files.tsv: sha256 changed" in proc.stdout + proc.stderr
+        assert "data_files.tsv: recorded " in proc.stdout + proc.stderr
     finally:
         figure.write_bytes(original)
+    # One byte inside an adapter folder: the reviewer's command names the folder and its rule.
+    config = workdir / "results/models/sft/chat/adapter_config.json"
+    original = config.read_bytes()
+    config.write_bytes(original.replace(b'"r": ', b'"r":  '))
+    try:
+        env = {**os.environ, "PYTHONPATH": str(workdir / "scripts")}
+        proc = subprocess.run([sys.executable, "-m", "lmlab.paper.verify"], cwd=workdir, env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == 1, proc.stdout
+        assert "results/models/sft/chat: recorded " in proc.stdout and "written by rule sft_train" in proc.stdout
+        assert proc.stdout.strip().splitlines()[-1].startswith("verify: FAILED")
+    finally:
+        config.write_bytes(original)
+    proc = subprocess.run([sys.executable, "-m", "lmlab.paper.verify"], cwd=workdir, env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0 and "verify: OK" in proc.stdout, proc.stdout
 
 
 def test_bad_input_stops_with_one_line_and_no_output(workflow_copy):

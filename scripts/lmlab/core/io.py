@@ -22,13 +22,20 @@ def sha256_file(path, chunk=1 << 20):
     return digest.hexdigest()
 
 
+# Marker files Snakemake writes into folder outputs after the job (directory() outputs get a
+# timestamp file): not part of the result, so left out of its hash, which then equals the one
+# the job recorded and the one every consumer records.
+TREE_IGNORED = (".snakemake_timestamp",)
+
+
 def sha256_tree(path):
-    """Hash of a folder: sha256 over sorted (relative path, file sha256) pairs."""
+    """Hash of a folder: sha256 over sorted (relative path, file sha256) pairs, Snakemake's
+    marker files left out."""
     path = Path(path)
     if path.is_file():
         return sha256_file(path)
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name not in TREE_IGNORED):
         digest.update(f"{file.relative_to(path).as_posix()}\t{sha256_file(file)}\n".encode())
     return digest.hexdigest()
 

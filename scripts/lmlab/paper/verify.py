@@ -1,9 +1,21 @@
-"""Provenance of the paper: which rule wrote each artifact, and the check that every hash the
-paper lists still matches the files on disk."""
+"""Provenance of the paper: which rule wrote each artifact, and the check that everything the
+paper depends on is still what was recorded.
 
+`verify` re-hashes (files and folders alike, lmlab.core.io.sha256_tree):
+- every artifact of the paper (figures, tables) and its source file, and paper.html itself;
+- every output of every provenance record, folders (model and adapter folders) included;
+- every raw input against the data manifest's sha256;
+and checks the chain: each input a record read has the hash its producer recorded.
+It returns one line per problem, `path: recorded X, now Y, written by rule R`.
+
+Run it on a copy of a run's results as a reviewer would:
+`PYTHONPATH=scripts python -m lmlab.paper.verify results/paper/provenance.json` (or `make verify`).
+"""
+
+import sys
 from pathlib import Path
 
-from lmlab.core.io import read_json, sha256_file
+from lmlab.core.io import read_json, sha256_file, sha256_tree
 
 
 def producing_record(path, records):
@@ -31,25 +43,72 @@ def build_provenance(report_dir, sources, record_paths):
     return {"artifacts": artifacts, "records": records}
 
 
-def verify(provenance_path, report_dir=None):
-    """Recompute every hash listed in provenance.json; return the list of mismatches."""
+def _short(digest):
+    return digest[:12] if digest else "none"
+
+
+def _check(path, recorded, who, problems):
+    """Append `path: recorded X, now Y, <who>` when the hash on disk differs; True if checked."""
+    path = Path(path)
+    if not path.exists():
+        problems.append(f"{path}: recorded {_short(recorded)}, now missing, {who}")
+        return True
+    now = sha256_tree(path)
+    if now != recorded:
+        problems.append(f"{path}: recorded {_short(recorded)}, now {_short(now)}, {who}")
+    return True
+
+
+def verify(provenance_path, report_dir=None, manifest_path=None):
+    """(problems, checked): every problem as one line, and how many hashes were compared."""
     provenance = read_json(provenance_path)
     report_dir = Path(report_dir or Path(provenance_path).parent)
-    problems = []
-    for rel, art in provenance["artifacts"].items():
-        path = report_dir / rel
-        if not path.exists():
-            problems.append(f"{path}: missing")
-        elif sha256_file(path) != art["sha256"]:
-            problems.append(f"{path}: sha256 changed since the paper was rendered")
-        if art.get("source_sha256") and Path(art["source"]).exists():
-            if sha256_file(art["source"]) != art["source_sha256"]:
-                problems.append(f"{art['source']}: sha256 changed since the paper was rendered")
+    problems, checked = [], 0
+    for rel, art in sorted(provenance["artifacts"].items()):
+        checked += _check(report_dir / rel, art["sha256"], "rendered into the paper", problems)
+        if art.get("source_sha256"):
+            checked += _check(art["source"], art["source_sha256"], f"written by rule {art['rule']}", problems)
     paper = provenance.get("paper")
-    if paper and sha256_file(report_dir / "paper.html") != paper["sha256"]:
-        problems.append(f"{report_dir / 'paper.html'}: sha256 changed since it was rendered")
-    for record_path, record in provenance["records"].items():
-        for out, digest in record["outputs"].items():
-            if Path(out).is_file() and sha256_file(out) != digest:
-                problems.append(f"{out}: sha256 changed since rule {record['rule']} wrote it")
-    return problems
+    if paper:
+        checked += _check(report_dir / "paper.html", paper["sha256"], "rendered by rule paper", problems)
+    produced = {}
+    for record in provenance["records"].values():
+        for out, digest in sorted(record["outputs"].items()):
+            produced[out] = (digest, record["rule"])
+            checked += _check(out, digest, f"written by rule {record['rule']}", problems)
+    # The chain: what each rule read is what its producer wrote.
+    for record in provenance["records"].values():
+        for inp, digest in sorted(record["inputs"].items()):
+            if inp in produced and produced[inp][0] != digest:
+                checked += 1
+                problems.append(f"{inp}: rule {record['rule']} read {_short(digest)}, rule {produced[inp][1]} "
+                                f"wrote {_short(produced[inp][0])}")
+    if manifest_path:
+        for name, entry in sorted(read_json(manifest_path).items()):
+            if isinstance(entry, dict) and entry.get("file") and entry.get("sha256"):
+                checked += _check(entry["file"], entry["sha256"], f"raw input {name} in the data manifest", problems)
+    return problems, checked
+
+
+def report(problems, checked, provenance_path):
+    """The lines a reviewer reads: one per problem, then the verdict."""
+    lines = list(problems)
+    if problems:
+        lines.append(f"verify: FAILED, {len(problems)} of {checked} hashes from {provenance_path} differ")
+    else:
+        lines.append(f"verify: OK, all {checked} hashes from {provenance_path} match the files on disk")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """`python -m lmlab.paper.verify [provenance.json [manifest.json]]`, run where the results are."""
+    argv = sys.argv[1:] if argv is None else argv
+    path = argv[0] if argv else "results/paper/provenance.json"
+    manifest = argv[1] if len(argv) > 1 else "results/data/manifest.json"
+    problems, checked = verify(path, manifest_path=manifest)
+    print(report(problems, checked, path))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

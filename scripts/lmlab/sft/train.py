@@ -38,7 +38,7 @@ from lmlab.sft.config import resolve_config, resolve_qlora
 from lmlab.sft.data import load_training_data, to_dataset
 from lmlab.sft.outputs import LOG_COLUMNS, model_card, train_log_rows
 from lmlab.training.checkpoints import checkpoint_step
-from lmlab.training.outputs import jsonable, publish
+from lmlab.training.outputs import canonical_adapter_config, jsonable, publish
 from lmlab.training.run import device_args, resume_point, start_run, train_resumable
 
 log = logging.getLogger(__name__)
@@ -299,6 +299,7 @@ def train_sft(
     if staging.exists():
         shutil.rmtree(staging)
     trainer.save_model(str(staging))
+    canonical_adapter_config(staging)
     tokenizer.save_pretrained(str(staging))
     (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; training_config.json says it all
     precision = str(dtype).replace("torch.", "")

@@ -75,6 +75,22 @@ def write_card(path, title, sections):
     Path(path).write_text("\n".join(lines), encoding="utf-8")
 
 
+def canonical_adapter_config(folder):
+    """Rewrite a saved adapter_config.json with its module lists sorted and its keys in order.
+
+    PEFT keeps target_modules in a set and writes it in the process's hash order, so two
+    identical trainings wrote different files (and every hash of the adapter folder followed).
+    PeftModel.from_pretrained reads the sorted file the same way."""
+    path = Path(folder) / "adapter_config.json"
+    if not path.exists():
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("target_modules", "modules_to_save", "exclude_modules"):
+        if isinstance(config.get(key), list):
+            config[key] = sorted(config[key])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def staging_dir(out_dir):
     """An empty temporary sibling of `out_dir` to assemble the output in."""
     out_dir = Path(out_dir)

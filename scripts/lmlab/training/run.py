@@ -22,7 +22,16 @@ from lmlab.core.io import read_json, write_json
 from lmlab.core.seeding import seed_everything
 from lmlab.models.base import pick_device_dtype
 from lmlab.training.checkpoints import claim_work_dir, last_checkpoint, run_key
-from lmlab.training.outputs import final_metrics, kv_lines, log_rows, publish, staging_dir, write_card, write_train_log
+from lmlab.training.outputs import (
+    canonical_adapter_config,
+    final_metrics,
+    kv_lines,
+    log_rows,
+    publish,
+    staging_dir,
+    write_card,
+    write_train_log,
+)
 from lmlab.training.signals import StopOnSignal
 
 log = logging.getLogger(__name__)
@@ -174,6 +183,7 @@ def finish(trainer, tokenizer, out_dir, work_dir, card_title, card_sections, tra
         model.save_pretrained(tmp, selected_adapters=["default"])  # not TRL's frozen "ref" copy
     else:
         model.save_pretrained(tmp)
+    canonical_adapter_config(tmp)
     tokenizer.save_pretrained(tmp)
     write_train_log(tmp / "train_log.tsv", trainer.state.log_history)
     write_json(tmp / "training_config.json", training_config)
