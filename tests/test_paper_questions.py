@@ -24,8 +24,10 @@ def context():
     window = lambda share, p_task, p_label: {  # noqa: E731
         "all_truncated": iv(share, share - 0.02, share + 0.02, 900),
         "bias_task_p": p_task,
+        "bias_task_p_holm": min(1.0, 2 * p_task),
         "bias_task_test": "chi2",
         "bias_label_p": p_label,
+        "bias_label_p_holm": min(1.0, 2 * p_label),
         "bias_label_test": "chi2",
     }
     return {
@@ -138,7 +140,9 @@ def test_flipping_the_tools_result_flips_the_agents_answer_and_the_abstract():
 def test_truncation_bias_answer_follows_the_p_values():
     s = summaries()
     assert "depends on the task at 64 tokens" in by_id(answer_questions(s))[2]["answer"]
-    s["context"]["truncation"]["64"]["bias_task_p"] = 0.4
+    # Significant before correction, not after: no dependence claimed.
+    s["context"]["truncation"]["64"]["bias_task_p"] = 0.04
+    s["context"]["truncation"]["64"]["bias_task_p_holm"] = 0.08
     assert "No dependence of truncation on the task" in by_id(answer_questions(s))[2]["answer"]
 
 

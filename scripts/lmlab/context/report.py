@@ -60,9 +60,10 @@ def _finite(obj):
 
 
 def _ci(row, prefix, estimate, n_key):
-    """{estimate, low, high, n} of an interval a row holds as `estimate`, <prefix>_low,
-    <prefix>_high and `n_key`."""
-    return {"estimate": row[estimate], "low": row[f"{prefix}_low"], "high": row[f"{prefix}_high"], "n": row[n_key]}
+    """{estimate, low, high, n, method} of a share's Wilson interval a row holds as `estimate`,
+    <prefix>_low, <prefix>_high and `n_key` (lmlab.context.stats computes them with wilson_interval)."""
+    return {"estimate": row[estimate], "low": row[f"{prefix}_low"], "high": row[f"{prefix}_high"], "n": row[n_key],
+            "method": "wilson"}
 
 
 def _one(rows, **where):
@@ -205,7 +206,7 @@ def _accuracy_summary(accuracy):
     acc = {}
     for r in accuracy["accuracy"]:
         if r["depth_bin"] == "all":
-            acc.setdefault(r["arm"], {})[str(r["window"])] = {k: r[k] for k in ("estimate", "low", "high", "n")} | {
+            acc.setdefault(r["arm"], {})[str(r["window"])] = {k: r[k] for k in ("estimate", "low", "high", "n", "method")} | {
                 "answer_in_context": r["answer_in_context"],
                 "tokens_in_mean": r["tokens_in_mean"],
             }

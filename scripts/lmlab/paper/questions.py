@@ -162,20 +162,27 @@ def q_truncation_bias(S):
     ctx = need(S, "context")
     tr = ctx["truncation"]
     numbers, task_hits, label_hits, label_parts = {}, [], [], []
+
+    def rejected(t, factor):
+        # Holm over the windows, per factor (lmlab.context.stats.truncation_bias).
+        p_holm = t.get(f"bias_{factor}_p_holm")
+        return t[f"bias_{factor}_test"] != "none" and decide(1.0, p_holm) != "no effect detected"
+
     for w in windows_of(tr):
         t = tr[w]
-        numbers[f"{w}: task"] = f"{t['bias_task_test']} p = {fmt_num(t['bias_task_p'], 3)}"
-        numbers[f"{w}: label"] = f"{t['bias_label_test']} p = {fmt_num(t['bias_label_p'], 3)}"
-        if t["bias_task_test"] != "none" and t["bias_task_p"] < ALPHA:
+        for factor in ("task", "label"):
+            numbers[f"{w}: {factor}"] = (f"{t[f'bias_{factor}_test']} p = {fmt_num(t[f'bias_{factor}_p'], 3)}, "
+                                         f"Holm p = {fmt_num(t.get(f'bias_{factor}_p_holm'), 3)}")
+        if rejected(t, "task"):
             task_hits.append(w)
-        if t["bias_label_test"] != "none" and t["bias_label_p"] < ALPHA:
+        if rejected(t, "label"):
             label_hits.append(w)
         elif t["bias_label_test"] == "none":
             label_parts.append(w)
     if task_hits:
-        task_text = f"Truncation depends on the task at {', '.join(task_hits)} tokens (p < {ALPHA})"
+        task_text = f"Truncation depends on the task at {', '.join(task_hits)} tokens (Holm-adjusted p ≤ {ALPHA} over the windows)"
     else:
-        task_text = f"No dependence of truncation on the task was detected at any window (all p ≥ {ALPHA} or untestable)"
+        task_text = f"No dependence of truncation on the task was detected at any window (all Holm-adjusted p > {ALPHA} or untestable)"
     key = ctx.get("key", {})
     if key.get("most_truncated_task"):
         task_text += (
@@ -183,7 +190,7 @@ def q_truncation_bias(S):
             f" ({fmt_pct(key.get('most_truncated_share'))} of its examples)"
         )
     if label_hits:
-        label_text = f"sentiment class matters at {', '.join(label_hits)} tokens (p < {ALPHA})"
+        label_text = f"sentiment class matters at {', '.join(label_hits)} tokens (Holm-adjusted p ≤ {ALPHA})"
     else:
         label_text = "no dependence on the sentiment class was detected"
     if label_parts:
