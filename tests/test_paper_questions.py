@@ -167,12 +167,14 @@ def test_single_mix_and_unevaluated_orpo_are_not_answered():
     assert records[8]["answer"].startswith(NOT_ANSWERED) and "ORPO was trained" in records[8]["answer"]
 
 
-def test_orpo_format_answer_follows_the_counts():
-    s = summaries()
+def test_orpo_format_answer_follows_the_test_of_the_counts():
+    s = summaries()  # SFT: 1 format error in 40
     s["errors"]["by_model"]["orpo"] = {"format": 0, "n_items": 40, "missing_refusal": 0, "over_long": 0}
-    assert "ORPO made fewer format errors" in by_id(answer_questions(s))[8]["answer"]
-    s["errors"]["by_model"]["orpo"]["format"] = 9
-    assert "ORPO made more format errors" in by_id(answer_questions(s))[8]["answer"]
+    fewer = by_id(answer_questions(s))[8]["answer"]
+    assert "no difference detected" in fewer and "lower with" not in fewer  # 0 vs 1 of 40 is no evidence
+    s["errors"]["by_model"]["orpo"]["format"] = 15
+    more = by_id(answer_questions(s))[8]["answer"]
+    assert "higher with ORPO (chi2, Holm p = 0.000)" in more
 
 
 @pytest.mark.parametrize("absent", ["context", "sft", "evaluation", "errors", "agents", "alignment"])

@@ -15,7 +15,7 @@ CPU) says so and why. Nothing here trains or re-scores: the functions take the p
 """
 
 from lmlab.core.format import fmt_ci, fmt_num, fmt_pct
-from lmlab.core.stats import decide, holm, mde_two_proportions, proportion_difference_test
+from lmlab.core.stats import decide, holm, mde_two_proportions, proportion_difference_test, wilson_interval
 
 ALPHA = 0.05
 NOT_ANSWERED = "not answered by this run: "
@@ -327,12 +327,12 @@ def q_orpo_format(S):
     ref = "sft" if "sft" in by_model else "base"
     o, r = by_model["orpo"], by_model[ref]
     numbers = {"format errors ORPO": count(o["format"], o["n_items"]), f"format errors {ref.upper()}": count(r["format"], r["n_items"])}
-    rate_o, rate_r = o["format"] / max(1, o["n_items"]), r["format"] / max(1, r["n_items"])
-    direction = "fewer format errors than" if rate_o < rate_r else "more format errors than" if rate_o > rate_r else "as many format errors as"
-    answer = (
-        f"ORPO made {direction} {ref.upper()}: {count(o['format'], o['n_items'])} vs "
-        f"{count(r['format'], r['n_items'])} generations (counts from the rule-based error labels; no paired interval)"
-    )
+    if o["n_items"] and r["n_items"]:
+        # Counts from the rule-based error labels, compared as two shares with their test.
+        a, b = wilson_interval(o["format"], o["n_items"]), wilson_interval(r["format"], r["n_items"])
+        answer = separate_verdict(a, b, "ORPO", ref.upper(), "share of generations with a format error:", True)
+    else:
+        answer = f"ORPO {count(o['format'], o['n_items'])} vs {ref.upper()} {count(r['format'], r['n_items'])} format errors"
     ev = S.get("evaluation") or {}
     c = comparison(ev, "model", "orpo/", f"{ref}/")
     if c:
@@ -381,8 +381,8 @@ def q_complacency(S):
                     f"({fmt_num(tm, 2)} vs {fmt_num(ts, 2)} generated tokens per item)"
                 )
             else:
-                word = "longer than" if tm > ts else "shorter than" if tm < ts else "as long as"
-                parts.append(f"{m} answers are {word} SFT's ({fmt_num(tm, 2)} vs {fmt_num(ts, 2)} generated tokens per item, no interval)")
+                parts.append(f"{m} answers average {fmt_num(tm, 2)} generated tokens per item, SFT's {fmt_num(ts, 2)} "
+                             "(side by side, no test declared for length)")
     if not parts:
         raise Missing("the evaluation summary has no refusal metrics or cell lengths for the aligned models")
     return "; ".join(parts) + ".", numbers, "results/evaluation/summary.json: metrics.<model>.refusal, cells; results/evaluation/errors/summary.json: by_model"
