@@ -37,6 +37,18 @@ def mcnemar_power(n, p10, p01, alpha, mid_p=True):
     return power
 
 
+def _smallest(reaches, upper, steps=40):
+    """Smallest effect in (0, upper] for which `reaches(effect)` holds (it is monotone), by
+    bisection; None when even `upper` does not reach the power."""
+    if not reaches(upper):
+        return None
+    lo, hi = 0.0, upper
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if reaches(mid) else (mid, hi)
+    return hi
+
+
 def mde_paired_binary(n, discordance, alpha=0.05, power=POWER, n_effective=None, mid_p=True):
     """Smallest |difference in share correct| the McNemar test (mid-p by default, as in
     paired_proportion_difference) detects with `power` at level `alpha`, on n pairs with
@@ -53,13 +65,7 @@ def mde_paired_binary(n, discordance, alpha=0.05, power=POWER, n_effective=None,
         psi = min(1.0, max(discordance, d))
         return mcnemar_power(n, (psi + d) / 2, (psi - d) / 2, alpha, mid_p) >= power
 
-    if not reaches(1.0):
-        return None
-    lo, hi = 0.0, 1.0
-    for _ in range(30):
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if reaches(mid) else (mid, hi)
-    return hi
+    return _smallest(reaches, 1.0, steps=30)
 
 
 def mde_proportion(n, p0=0.5, alpha=0.05, power=POWER):
@@ -70,17 +76,11 @@ def mde_proportion(n, p0=0.5, alpha=0.05, power=POWER):
         return None
     za, zb = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
 
-    def needed(d):
+    def reaches(d):
         p = min(1.0, p0 + d)
         return (za * math.sqrt(p0 * (1 - p0)) + zb * math.sqrt(p * (1 - p))) / math.sqrt(n) <= d
 
-    if not needed(1 - p0):
-        return None
-    lo, hi = 0.0, 1 - p0
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if needed(mid) else (mid, hi)
-    return hi
+    return _smallest(reaches, 1 - p0)
 
 
 def mde_two_proportions(n_a, n_b, pooled, alpha=0.05, power=POWER):
@@ -98,13 +98,7 @@ def mde_two_proportions(n_a, n_b, pooled, alpha=0.05, power=POWER):
         alt_sd = math.sqrt(p1 * (1 - p1) / n_a + p2 * (1 - p2) / n_b)
         return za * null_sd + zb * alt_sd <= d
 
-    if not reaches(1.0):
-        return None
-    lo, hi = 0.0, 1.0
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if reaches(mid) else (mid, hi)
-    return hi
+    return _smallest(reaches, 1.0)
 
 
 def mde_paired_mean(differences, alpha=0.05, power=POWER):
