@@ -7,7 +7,8 @@ import copy
 import pytest
 
 from lmlab.core.stats import decide
-from lmlab.paper.questions import NOT_ANSWERED, abstract_sentences, answer_questions, design_table, threats
+from lmlab.paper.claims import abstract_sentences, design_table, threats
+from lmlab.paper.questions import NOT_ANSWERED, answer_questions
 
 
 def iv(estimate, low, high, n, method="wilson"):

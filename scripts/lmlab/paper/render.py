@@ -1,7 +1,7 @@
 """The paper rendered by Jinja2 from the stage summaries, tables and provenance.
 
 The templates in report/ only format what the stages wrote; sentences that depend on the
-numbers come from lmlab.paper.questions.
+numbers come from lmlab.paper.questions and lmlab.paper.claims.
 """
 
 import json
@@ -12,7 +12,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from lmlab.core.format import fmt_ci, fmt_num, fmt_pct
 from lmlab.core.io import atomic_write, read_json, read_tsv, sha256_file, write_json
 from lmlab.paper.figures import data_tables
-from lmlab.paper.questions import abstract_sentences, answer_questions, design_table, threats
+from lmlab.paper.claims import abstract_sentences, design_table, threats
+from lmlab.paper.questions import answer_questions
 from lmlab.paper.verify import build_provenance
 
 # Sections in reading order; a stage whose summary is missing is left out of the paper.
@@ -47,7 +48,7 @@ def render_paper(template_dir, out_html, config, manifest_path, base_model_json,
             sections[stage] = {"s": summary, "tables": tables}
     manifest = read_json(manifest_path)
     base_model = read_json(base_model_json)
-    # Sentences chosen by the numbers (lmlab.paper.questions), not written into the templates.
+    # Sentences chosen by the numbers (lmlab.paper.questions, lmlab.paper.claims), not written into the templates.
     summaries = {stage: sec["s"] for stage, sec in sections.items()}
     context = {
         "config": config,
