@@ -401,3 +401,9 @@ def test_krippendorff_alpha_two_raters_nominal_agrees_with_perfect_and_missing()
     assert krippendorff_alpha([[1, 1], [2, 2], [3, 3]], "ordinal") == pytest.approx(1.0)
     assert math.isnan(krippendorff_alpha([[2, 2], [2, 2]]))
     assert math.isnan(krippendorff_alpha([[1, None], [None, 2]]))  # nothing pairable
+
+
+def test_length_controlled_win_rate_of_all_ties_is_not_a_point():
+    # A judge that ties every pair (position bias averaged over both orders), lengths differing.
+    result = length_controlled_win_rate([0.5] * 26, list(range(-13, 13)))
+    assert result["estimate"] == 0.5 and result["low"] < 0.5 < result["high"]

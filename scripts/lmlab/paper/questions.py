@@ -36,7 +36,15 @@ def q_truncated_share(S):
     ws = windows_of(tr)
     numbers = {f"{w} tokens": ci(tr[w]["all_truncated"], True) for w in ws}
     first, last = tr[ws[0]]["all_truncated"], tr[ws[-1]]["all_truncated"]
-    trend = "falls" if last["estimate"] < first["estimate"] else "does not fall"
+    test = separate_tests([(last, first)])[0]
+    if test is None:
+        trend = "goes"
+    elif test["verdict"] == "decreased":
+        trend = f"falls ({test['test']}, p = {fmt_num(test['p_holm'], 3)})"
+    elif test["verdict"] == "increased":
+        trend = f"rises ({test['test']}, p = {fmt_num(test['p_holm'], 3)})"
+    else:
+        trend = f"shows no detectable change ({test['test']}, p = {fmt_num(test['p_holm'], 3)})"
     answer = (
         f"Under the {ctx.get('template', '?')} template the share of examples longer than the window "
         f"{trend} from {ci(first, True)} at {ws[0]} tokens to {ci(last, True)} at {ws[-1]} tokens."

@@ -185,8 +185,10 @@ def length_controlled_win_rate(
         return special.expit(beta[:, 0]).reshape(lead)
 
     estimate = float(special.expit(b0))
-    if np.all(diffs == 0):
-        # Every pair of equal length: nothing to control for, the raw rate is the answer.
+    if np.all(diffs == 0) or np.all(y == 0.5):
+        # Every pair of equal length (nothing to control for), or every judgement a tie (the fit
+        # is 1/2 whatever the lengths, and every resample too): the raw rate and its Wilson
+        # interval are the answer, which keeps the interval from collapsing to a point.
         return {**proportion_ci(y, confidence), "intercept": b0, "slope": 0.0, "raw_win_rate": raw,
                 "length_scale": scale, "penalty": float(penalty)}
     low, high, method = _interval((y, z), controlled, paired=True, vectorized=True, n=y.size,
