@@ -163,9 +163,14 @@ def provenance_listed_files(wildcards):
         return []
     provenance = json.loads(path.read_text())
     listed = [str(Path(REPORT, rel)) for rel in provenance["artifacts"]]
+    # Files and folders (a changed adapter reruns verify), and the raw inputs of the manifest.
     for record in provenance["records"].values():
-        listed += list(record["outputs"])  # files and folders: a changed adapter reruns verify
+        listed += list(record["outputs"])
     manifest = Path(RESULTS, "data", "manifest.json")
     if manifest.exists():
-        listed += [e["file"] for e in json.loads(manifest.read_text()).values() if isinstance(e, dict) and e.get("file")]
+        listed += [
+            e["file"]
+            for e in json.loads(manifest.read_text()).values()
+            if isinstance(e, dict) and e.get("file")
+        ]
     return sorted(p for p in set(listed) if Path(p).exists())
