@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
+# The run `make verify` checks: results/<run_name>/ of config/config.yaml unless RUN is given.
+RUN ?= embedded-cpu-default
 
-.PHONY: setup paper test verify system-deps lint clean
+.PHONY: setup paper test verify compare system-deps lint clean
 
 setup: $(STAMP)
 
@@ -24,7 +26,12 @@ paper: $(STAMP)
 # Re-hash everything the paper depends on (files, model folders, raw inputs, the chain of
 # records) against the disk; one line per problem, then the verdict; non-zero on any problem.
 verify: $(STAMP)
-	PYTHONPATH=scripts $(BIN)/python -m lmlab.paper.verify results/paper/provenance.json
+	PYTHONPATH=scripts $(BIN)/python -m lmlab.paper.verify results/$(RUN)/paper/provenance.json
+
+# Two runs side by side (A and B are run roots, e.g. results/embedded-cpu-default and a
+# reviewer's rerun): every output and number that differs; timings are listed apart.
+compare:
+	PYTHONPATH=scripts $(BIN)/python -m lmlab.paper.compare $(A) $(B)
 
 # Chromium (paper browser check) and SLURM (real cluster test) come from Debian's packages.
 system-deps:

@@ -38,6 +38,6 @@ include: "rules/paper.smk"
 rule all:
     default_target: True
     input:
-        "results/paper/paper.html",
-        "results/paper/provenance.json",
+        f"{RESULTS}/paper/paper.html",
+        f"{RESULTS}/paper/provenance.json",
         ALL_TARGETS,

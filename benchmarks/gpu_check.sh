@@ -23,15 +23,16 @@ templates: [chat]
 sft: {qlora: $mode, max_steps: $steps, max_train_examples: 2000, per_device_train_batch_size: 16}
 YAML
         .venv/bin/snakemake --cores all --configfile "$work/gpu-$mode.yaml" \
-        results/models/sft/chat --forcerun sft_train --quiet rules
+        results/gpu-check-qlora-$mode/models/sft/chat --forcerun sft_train --quiet rules
     mkdir -p results-gpu-check
     rm -rf "results-gpu-check/qlora-$mode"
-    cp -r results/models/sft/chat "results-gpu-check/qlora-$mode"
+    cp -r "results/gpu-check-qlora-$mode/models/sft/chat" "results-gpu-check/qlora-$mode"
+    cp "results/gpu-check-qlora-$mode/sft/timing/train-chat.json" "results-gpu-check/qlora-$mode.cost.json"
 done
 $python - <<'PY'
 import json
 for mode, label in (("true", "QLoRA 4-bit NF4"), ("false", "LoRA 16-bit")):
-    cost = json.load(open(f"results-gpu-check/qlora-{mode}/cost.json"))
+    cost = json.load(open(f"results-gpu-check/qlora-{mode}.cost.json"))
     print(f"{label:18s} peak GPU memory {cost['peak_memory_bytes'] / 2**20:8.0f} MiB   "
           f"tokens/s {cost['tokens_per_s']:9.1f}   achieved/probe FLOP/s "
           f"{cost['achieved_over_probe']:.3f}")

@@ -40,6 +40,7 @@ rule agents_run:
         traces=f"{AGENTS_DIR}/{{model}}/{{arm}}/traces.jsonl",
         metrics=f"{AGENTS_DIR}/{{model}}/{{arm}}/metrics.json",
         per_task=f"{AGENTS_DIR}/{{model}}/{{arm}}/per_task.tsv",
+        timing=f"{AGENTS_DIR}/timing/{{model}}/{{arm}}.json",
         prov=prov("agents_run-{model}-{arm}"),
     log:
         log_path("agents_run-{model}-{arm}"),
@@ -64,9 +65,12 @@ rule agents_summary:
     input:
         traces=[f"{AGENTS_DIR}/{m}/{a}/traces.jsonl" for m, a in AGENTS_RUNS],
         metrics=[f"{AGENTS_DIR}/{m}/{a}/metrics.json" for m, a in AGENTS_RUNS],
+        timings=[f"{AGENTS_DIR}/timing/{m}/{a}.json" for m, a in AGENTS_RUNS],
         tasks=data_path("agent_tasks"),
     output:
         summary=f"{AGENTS_DIR}/summary.json",
+        timing=f"{AGENTS_DIR}/timing/summary.json",
+        latency=f"{AGENTS_DIR}/timing/agent_latency.tsv",
         ablation=f"{AGENTS_DIR}/tables/agent_ablation.tsv",
         paired=f"{AGENTS_DIR}/tables/agent_paired.tsv",
         categories=f"{AGENTS_DIR}/tables/agent_categories.tsv",
@@ -104,3 +108,4 @@ rule agents_summary:
 PROVENANCE.extend(prov(f"agents_run-{m}-{a}") for m, a in AGENTS_RUNS)
 PROVENANCE.append(prov("agents_summary"))
 PAPER_INPUTS["agents"] = f"{AGENTS_DIR}/summary.json"
+PAPER_TIMINGS["agents"] = f"{AGENTS_DIR}/timing/summary.json"

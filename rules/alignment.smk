@@ -80,6 +80,7 @@ rule alignment_reward:
         base=BASE,
     output:
         model=directory(reward_model()),
+        timing=f"{ALIGN_DIR}/timing/reward.json",
         prov=prov("alignment_reward"),
     log:
         log_path("alignment_reward"),
@@ -135,6 +136,7 @@ rule alignment_dpo:
         sft=SFT_START,
     output:
         model=directory(dpo_adapter("{beta}")),
+        timing=f"{ALIGN_DIR}/timing/dpo-beta{{beta}}.json",
         prov=prov("alignment_dpo-beta{beta}"),
     log:
         log_path("alignment_dpo-beta{beta}"),
@@ -165,6 +167,7 @@ rule alignment_orpo:
         sft=SFT_START,
     output:
         model=directory(aligned_models()["orpo"]),
+        timing=f"{ALIGN_DIR}/timing/orpo.json",
         prov=prov("alignment_orpo"),
     log:
         log_path("alignment_orpo"),
@@ -195,6 +198,7 @@ rule alignment_rloo:
         sft=SFT_START,
     output:
         model=directory(rloo_adapter("{arm}")),
+        timing=f"{ALIGN_DIR}/timing/rloo_{{arm}}.json",
         prov=prov("alignment_rloo_{arm}"),
     log:
         log_path("alignment_rloo_{arm}"),
@@ -220,6 +224,17 @@ rule alignment_rloo:
         "../scripts/alignment_rloo.py"
 
 
+# {model folder: its timing file} of every model the summary reads.
+ALIGN_TIMINGS = {
+    reward_model(): f"{ALIGN_DIR}/timing/reward.json",
+    **{path: f"{ALIGN_DIR}/timing/dpo-beta{b}.json" for b, path in DPO_MODELS.items()},
+    aligned_models()["orpo"]: f"{ALIGN_DIR}/timing/orpo.json",
+    **{
+        path: f"{ALIGN_DIR}/timing/rloo_{arm}.json" for arm, path in RLOO_MODELS.items()
+    },
+}
+
+
 rule alignment_summary:
     input:
         pairs_summary=f"{ALIGN_DIR}/pairs_summary.json",
@@ -228,8 +243,10 @@ rule alignment_summary:
         dpo=list(DPO_MODELS.values()),
         orpo=aligned_models()["orpo"],
         rloo=list(RLOO_MODELS.values()),
+        timings=list(ALIGN_TIMINGS.values()),
     output:
         summary=f"{ALIGN_DIR}/summary.json",
+        timing=f"{ALIGN_DIR}/timing/summary.json",
         tables=directory(f"{ALIGN_DIR}/tables"),
         figures=directory(f"{ALIGN_DIR}/figures"),
         prov=prov("alignment_summary"),
@@ -246,6 +263,7 @@ rule alignment_summary:
         dpo_betas=DPO_BETAS,
         rloo_arms=list(RLOO_MODELS),
         main_beta=DPO_BETAS[0],
+        timed_models=list(ALIGN_TIMINGS),
         protocol={
             "sft_template": ALIGN_TEMPLATE,
             "train": ALIGN["train"],
@@ -271,3 +289,4 @@ PROVENANCE.extend(
     ]
 )
 PAPER_INPUTS["alignment"] = f"{ALIGN_DIR}/summary.json"
+PAPER_TIMINGS["alignment"] = f"{ALIGN_DIR}/timing/summary.json"

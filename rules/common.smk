@@ -2,12 +2,17 @@
 import json
 from pathlib import Path
 
-RESULTS = "results"
+# Each run writes under its own root (results/<run_name>/ unless config["results"] names
+# one), so the default, the test and a cluster config never overwrite each other.
+RESULTS = (config["results"] or f"results/{config['run_name']}").rstrip("/")
 REPORT = f"{RESULTS}/paper"
 # Every rule's provenance record; the paper rule reads them all for its appendix.
 PROVENANCE = []
 # Named inputs of the paper, added to by each stage's rules file.
 PAPER_INPUTS = {}
+# The timing file beside each stage summary (wall clock, kept apart from results so that
+# results are byte-identical across reruns; lmlab.core.timing).
+PAPER_TIMINGS = {}
 # Extra targets of `rule all` that the paper does not read (yet).
 ALL_TARGETS = []
 

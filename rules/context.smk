@@ -156,6 +156,7 @@ rule context_report:
         tokenizers=f"{CTX}/tokenizers/tokenizers.json",
     output:
         summary=f"{CTX}/summary.json",
+        timing=f"{CTX}/timing/summary.json",
         tables=[f"{CTX}/tables/{name}.tsv" for name in CTX_TABLES],
         figures=[
             f"{CTX}/figures/{name}.{ext}"
@@ -184,3 +185,4 @@ PROVENANCE.extend(
     + [prov("context_report")]
 )
 PAPER_INPUTS["context"] = f"{CTX}/summary.json"
+PAPER_TIMINGS["context"] = f"{CTX}/timing/summary.json"

@@ -41,6 +41,8 @@ EVAL_CELLS = design_cells(
     EVAL_MODELS, EVAL_PROMPTS, EVAL_CONTEXTS, EVAL["design"], EVAL_REF
 )
 EVAL_CELL_IDS = [cell_id(c) for c in EVAL_CELLS]
+# Wall-clock seconds of each cell's generation, kept apart from the generations (lmlab.core.timing).
+EVAL_TIMING = f"{EVAL_DIR}/timing"
 # Models on the model axis (reference prompt and context): NLL, win rates, human sheet.
 EVAL_AXIS_MODELS = [
     c["model"]
@@ -112,6 +114,7 @@ rule evaluation_generate:
         base=BASE,
     output:
         generations=f"{GEN_DIR}/{{model}}/{{prompt}}/ctx{{context}}.jsonl",
+        timing=f"{EVAL_TIMING}/generations/{{model}}/{{prompt}}/ctx{{context}}.json",
         prov=prov("evaluation_generate-{model}-{prompt}-ctx{context}"),
     log:
         log_path("evaluation_generate-{model}-{prompt}-ctx{context}"),
@@ -253,6 +256,8 @@ rule evaluation_matrix:
         contexts=EVAL_CONTEXTS,
         design=EVAL["design"],
         reference=EVAL_REF,
+        # The folder itself: the matrix also reports off-design cells, which are not inputs.
+        generations_dir=lambda wildcards: GEN_DIR,
         agent_arms=EVAL_AGENT_ROWS,
     script:
         "../scripts/evaluation_matrix.py"
@@ -301,8 +306,11 @@ rule evaluation_summary:
         test_items=EVAL_ITEMS,
         human_key=f"{HUMAN_DIR}/key.csv",
         human_agreement=f"{HUMAN_DIR}/agreement.json" if EVAL_SHEETS else [],
+        timings=[f"{EVAL_TIMING}/generations/{c}.json" for c in EVAL_CELL_IDS],
     output:
         summary=f"{EVAL_DIR}/summary.json",
+        timing=f"{EVAL_TIMING}/summary.json",
+        timing_table=f"{EVAL_TIMING}/evaluation_generation_time.tsv",
         tables=expand(
             f"{EVAL_DIR}/tables/evaluation_{{name}}.tsv",
             name=[
@@ -334,6 +342,7 @@ rule evaluation_summary:
     params:
         prompts=EVAL_PROMPTS,
         sft_template=EVAL_SFT_TEMPLATE,
+        cells=EVAL_CELL_IDS,
     script:
         "../scripts/evaluation_summary.py"
 
@@ -435,5 +444,6 @@ PROVENANCE.extend(
     ]
 )
 PAPER_INPUTS["evaluation"] = f"{EVAL_DIR}/summary.json"
+PAPER_TIMINGS["evaluation"] = f"{EVAL_TIMING}/summary.json"
 PAPER_INPUTS["errors"] = f"{ERRORS_DIR}/summary.json"
 ALL_TARGETS.extend([f"{EVAL_DIR}/matrix.tsv", f"{HUMAN_DIR}/sheet.csv"])

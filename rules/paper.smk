@@ -30,6 +30,11 @@ rule paper_cost:
             for k in ("sft", "alignment", "evaluation")
             if k in PAPER_INPUTS
         },
+        **{
+            f"{k}_timing": PAPER_TIMINGS[k]
+            for k in ("sft", "alignment", "evaluation")
+            if k in PAPER_TIMINGS
+        },
         benchmarks=BENCHMARKS,
     output:
         summary=f"{COST}/summary.json",
@@ -61,10 +66,13 @@ PROVENANCE.append(prov("paper_cost"))
 rule paper_figures:
     input:
         **STAGE_SUMMARIES,
+        timings=list(PAPER_TIMINGS.values()),
         manifest=PAPER_INPUTS["manifest"],
     output:
         figures=directory(f"{REPORT}/figures"),
         tables=directory(f"{REPORT}/tables"),
+        # Timing tables and figures (wall clock), apart so figures/ and tables/ rerun identical.
+        timing=directory(f"{REPORT}/timing"),
         sources=f"{REPORT}/figure_sources.json",
         prov=prov("paper_figures"),
     log:
@@ -85,9 +93,11 @@ rule paper_figures:
 rule paper:
     input:
         **STAGE_SUMMARIES,
+        timings=list(PAPER_TIMINGS.values()),
         manifest=PAPER_INPUTS["manifest"],
         base_model=BASE,
         figures=f"{REPORT}/figures",
+        timing=f"{REPORT}/timing",
         sources=f"{REPORT}/figure_sources.json",
         records=PROVENANCE + [prov("paper_figures")],
         templates=TEMPLATES,

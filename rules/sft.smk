@@ -1,6 +1,6 @@
 # Instruction tuning with LoRA/QLoRA through TRL + PEFT.
-# One adapter per template: results/models/sft/{template}/ (a standard PEFT folder + card, log,
-# cost). Checkpoints live in results/models/sft/.work/{template}/, which is not an output, so
+# One adapter per template: results/<run>/models/sft/{template}/ (a standard PEFT folder + card,
+# log); its wall-clock cost in results/<run>/sft/timing/. Checkpoints live in results/models/sft/.work/{template}/, which is not an output, so
 # a run that was stopped (SIGTERM, SIGKILL, SLURM preemption) resumes there when run again.
 SFT = config["sft"]
 SFT_DIR = f"{RESULTS}/models/sft"
@@ -19,6 +19,7 @@ rule sft_train:
         mix=list(SFT_MIX.values()),
     output:
         adapter=directory(f"{SFT_DIR}/{{template}}"),
+        timing=f"{SFT_OUT}/timing/train-{{template}}.json",
         prov=prov("sft_train-{template}"),
     log:
         log_path("sft_train-{template}"),
@@ -43,9 +44,13 @@ rule sft_train:
 rule sft_summary:
     input:
         adapters=expand(f"{SFT_DIR}/{{template}}", template=SFT_TEMPLATES),
+        timings=expand(
+            f"{SFT_OUT}/timing/train-{{template}}.json", template=SFT_TEMPLATES
+        ),
     output:
         summary=f"{SFT_OUT}/summary.json",
-        cost=f"{SFT_OUT}/tables/sft_cost.tsv",
+        timing=f"{SFT_OUT}/timing/summary.json",
+        cost=f"{SFT_OUT}/timing/sft_cost.tsv",
         losses=f"{SFT_OUT}/tables/sft_losses.tsv",
         png=f"{SFT_OUT}/figures/sft_curves.png",
         pdf=f"{SFT_OUT}/figures/sft_curves.pdf",
@@ -68,3 +73,4 @@ rule sft_summary:
 PROVENANCE.extend(expand(prov("sft_train-{template}"), template=SFT_TEMPLATES))
 PROVENANCE.append(prov("sft_summary"))
 PAPER_INPUTS["sft"] = f"{SFT_OUT}/summary.json"
+PAPER_TIMINGS["sft"] = f"{SFT_OUT}/timing/summary.json"

@@ -12,6 +12,7 @@ with step(snakemake) as smk:
         smk.output.traces,
         smk.output.metrics,
         smk.output.per_task,
+        smk.output.timing,
         smk.wildcards.model,
         smk.wildcards.arm,
         **smk.params.run,

@@ -5,8 +5,10 @@ from lmlab.core.step import step
 
 with step(snakemake) as smk:
     runs = [
-        {**run, "traces": traces, "metrics": metrics}
-        for run, traces, metrics in zip(smk.params.runs, smk.input.traces, smk.input.metrics)
+        {**run, "traces": traces, "metrics": metrics, "timing": timing}
+        for run, traces, metrics, timing in zip(
+            smk.params.runs, smk.input.traces, smk.input.metrics, smk.input.timings, strict=True
+        )
     ]
     summarise_agents(
         runs,
@@ -19,6 +21,8 @@ with step(snakemake) as smk:
         smk.output.pdf,
         smk.params.models,
         smk.params.arms,
+        timing_path=smk.output.timing,
+        latency_path=smk.output.latency,
         skipped_models=smk.params.skipped,
         n_resamples=smk.params.n_resamples,
         primary=smk.params.primary,

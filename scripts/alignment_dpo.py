@@ -14,6 +14,7 @@ with step(snakemake) as smk:
         sft_dir=smk.input.sft,
         pairs_path=smk.input.pairs,
         out_dir=smk.output.model,
+        timing_path=smk.output.timing,
         work_root=smk.params.work,
         train=smk.params.train,
         beta=float(smk.wildcards.beta),

@@ -13,6 +13,7 @@ with step(snakemake) as smk:
         base_dir=smk.input.base,
         pairs_path=smk.input.pairs,
         out_dir=smk.output.model,
+        timing_path=smk.output.timing,
         work_root=smk.params.work,
         reward=smk.params.reward,
         max_length=smk.params.max_length,

@@ -22,4 +22,6 @@ with step(snakemake) as smk:
         out_summary=smk.output.summary,
         table_dir=smk.output.tables,
         figure_dir=smk.output.figures,
+        timings=dict(zip(smk.params.timed_models, as_list(smk.input.timings), strict=True)),
+        out_timing=smk.output.timing,
     )

@@ -17,4 +17,5 @@ with step(snakemake) as smk:
         smk.output.summary,
         Path(smk.output.tables[0]).parent,
         Path(smk.output.figures[0]).parent,
+        smk.output.timing,
     )

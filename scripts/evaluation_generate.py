@@ -9,6 +9,7 @@ with step(snakemake) as smk:
         smk.input.base,
         smk.input.get("adapter"),
         smk.output.generations,
+        smk.output.timing,
         model_name=smk.wildcards.model,
         prompt_name=smk.wildcards.prompt,
         template=smk.params.template,

@@ -12,5 +12,6 @@ with step(snakemake) as smk:
         contexts=smk.params.contexts,
         design=smk.params.design,
         reference=smk.params.reference,
+        generations_dir=smk.params.generations_dir,
         agent_arms=smk.params.agent_arms,
     )

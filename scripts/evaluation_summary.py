@@ -13,4 +13,7 @@ with step(snakemake) as smk:
         human_key=smk.input.human_key,
         prompts=smk.params.prompts,
         sft_template=smk.params.sft_template,
+        cell_timings=dict(zip(smk.params.cells, smk.input.timings, strict=True)),
+        out_timing=smk.output.timing,
+        out_timing_table=smk.output.timing_table,
     )

@@ -4,11 +4,16 @@ training throughput and tokens per example -> results/paper/cost/{summary.json, 
 from pathlib import Path
 
 from lmlab.paper.cost import cost_summary
-from lmlab.core.io import read_json
+from lmlab.core.timing import read_results
 from lmlab.core.step import step
 
 with step(snakemake) as smk:
-    stages = {k: read_json(smk.input[k]) for k in ("sft", "alignment", "evaluation") if k in smk.input.keys()}
+    # Each stage's summary with its timings (timing/summary.json) merged back.
+    stages = {
+        k: read_results(smk.input[k], smk.input[f"{k}_timing"])
+        for k in ("sft", "alignment", "evaluation")
+        if k in smk.input.keys()
+    }
     cost_summary(
         smk.input.benchmarks,
         smk.params.rules,

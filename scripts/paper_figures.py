@@ -5,4 +5,4 @@ from lmlab.core.step import step
 
 with step(snakemake) as smk:
     summaries = {stage: smk.input[stage] for stage in smk.params.stages}
-    build_figures(summaries, smk.input.manifest, smk.output.figures, smk.output.tables)
+    build_figures(summaries, smk.input.manifest, smk.output.figures, smk.output.tables, smk.output.timing)

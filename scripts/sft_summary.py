@@ -5,9 +5,12 @@ from lmlab.sft.summary import summarize
 
 with step(snakemake) as smk:
     adapters = [smk.input.adapters] if isinstance(smk.input.adapters, str) else list(smk.input.adapters)
+    timings = [smk.input.timings] if isinstance(smk.input.timings, str) else list(smk.input.timings)
     summarize(
         dict(zip(smk.params.templates, adapters, strict=True)),
+        dict(zip(smk.params.templates, timings, strict=True)),
         smk.output.summary,
+        smk.output.timing,
         smk.output.cost,
         smk.output.losses,
         smk.output.png,

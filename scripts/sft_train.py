@@ -12,6 +12,7 @@ with step(snakemake) as smk:
         train_paths=smk.params.mix,
         validation_path=smk.input.validation,
         out_dir=smk.output.adapter,
+        timing_path=smk.output.timing,
         work_dir=smk.params.work,
         template=smk.wildcards.template,
         cfg=smk.params.sft,

@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 # What a workflow run needs from the checkout (results/ and caches stay behind).
 WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "config", "data", "report", "envs", "slurm")
+# Where config/test.yaml's run writes: results/<run_name>/.
+TEST_RESULTS = "results/test-tiny"
 
 
 def copy_workflow(dest):

@@ -234,13 +234,13 @@ def scripted_runs(tmp_path):
     for arm in ("llm_only", "tools", "tools_memory", "tools_memory_planning", "tools_summary_memory",
                 "tools_memory_heuristic_plan"):
         out = tmp_path / "runs" / arm
-        paths = {name: out / name for name in ("traces.jsonl", "metrics.json", "per_task.tsv")}
+        paths = {name: out / name for name in ("traces.jsonl", "metrics.json", "per_task.tsv", "timing.json")}
         run_arm(None, "", tasks_path, kb_path, paths["traces.jsonl"], paths["metrics.json"], paths["per_task.tsv"],
-                "scripted", arm, max_tasks=0, min_repeats=0, max_steps=3, batch_size=2,
+                paths["timing.json"], "scripted", arm, max_tasks=0, min_repeats=0, max_steps=3, batch_size=2,
                 max_new_tokens={"action": 8, "plan": 8, "final_answer": 8, "summary": 8}, prompt_format="raw",
                 seed=0, generate=scripted_generate)
         runs.append({"model": "scripted", "arm": arm, "traces": str(paths["traces.jsonl"]),
-                     "metrics": str(paths["metrics.json"])})
+                     "metrics": str(paths["metrics.json"]), "timing": str(paths["timing.json"])})
     return tasks_path, runs
 
 
@@ -249,7 +249,8 @@ def summarise_into(folder, tasks_path, runs):
         "summary.json", "tables/agent_ablation.tsv", "tables/agent_paired.tsv", "tables/agent_categories.tsv",
         "figures/agent_ablation.png", "figures/agent_ablation.pdf")}
     summary = summarise_agents(runs, tasks_path, *outputs.values(), models=["scripted"],
-                               arms=[run["arm"] for run in runs], skipped_models={"sft": "not trained"},
+                               arms=[run["arm"] for run in runs], timing_path=folder / "timing" / "summary.json",
+                               latency_path=folder / "timing" / "agent_latency.tsv", skipped_models={"sft": "not trained"},
                                n_resamples=200, seed=0)
     return summary, outputs
 
@@ -258,8 +259,12 @@ def test_summary_tables_are_byte_identical(tmp_path, scripted_runs):
     tasks_path, runs = scripted_runs
     summary, first = summarise_into(tmp_path / "one", tasks_path, runs)
     _, second = summarise_into(tmp_path / "two", tasks_path, runs)
-    for name in ("summary.json", "tables/agent_ablation.tsv", "tables/agent_paired.tsv", "tables/agent_categories.tsv"):
+    for name in ("summary.json", "tables/agent_ablation.tsv", "tables/agent_paired.tsv", "tables/agent_categories.tsv",
+                 "figures/agent_ablation.png", "figures/agent_ablation.pdf"):
         assert first[name].read_bytes() == second[name].read_bytes(), name
+    # The wall clock went to the timing file, none of it into summary.json.
+    assert "timing" not in json.loads(first["summary.json"].read_text())
+    assert "mean_latency_s" in (tmp_path / "one" / "timing" / "agent_latency.tsv").read_text()
     assert first["figures/agent_ablation.png"].stat().st_size > 0
     runs_ = summary["runs"]["scripted"]
     # The scripted model gets the calculation right with and without tools, the multi-step
@@ -282,11 +287,14 @@ def test_run_writes_every_step(scripted_runs):
     assert [trace["id"] for trace in traces] == [task["id"] for task in SCRIPT_TASKS]
     step = traces[0]["steps"][0]
     for key in ("prompt", "raw_output", "parsed", "tool", "tool_input", "tool_output", "memory_reads",
-                "memory_writes", "latency_s"):
+                "memory_writes"):
         assert key in step
+    assert "latency_s" not in step and "latency_s" not in traces[0]  # wall clock: in the timing file
     assert traces[0]["final_answer"] == "42" and traces[0]["model"] == "scripted"
     metrics = json.loads(Path(runs[1]["metrics"]).read_text())
-    assert "mean_latency_s" not in metrics["metrics"] and "mean_latency_s" in metrics["timing"]
+    timing = json.loads(Path(runs[1]["timing"]).read_text())
+    assert "mean_latency_s" not in metrics["metrics"] and "timing" not in metrics
+    assert "mean_latency_s" in timing["timing"] and set(timing["timing"]["latency_s_by_task"]) == {t["id"] for t in traces}
 
 
 def test_section_escapes_model_text(tmp_path, scripted_runs):

@@ -234,7 +234,9 @@ def test_reward_model_trains_and_scores_one_scalar_per_text(tiny_base, tmp_path)
     config = {"steps": 3, "batch_size": 4, "learning_rate": 5e-3, "save_steps": 10, "logging_steps": 1,
               "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
     out = tmp_path / "rm"
-    cost = train_reward_model(tiny_base, tmp_path / "pairs.jsonl", out, tmp_path / "work", config, 64, seed=0)
+    cost = train_reward_model(tiny_base, tmp_path / "pairs.jsonl", out, tmp_path / "rm.timing.json", tmp_path / "work",
+                              config, 64, seed=0)
+    assert read_json(tmp_path / "rm.timing.json")["steps"] == 3 and not (out / "cost.json").exists()
     assert cost["steps"] == 3 and cost["train_pairs"] == 8
     assert json.loads((out / "adapter_config.json").read_text())["task_type"] == "SEQ_CLS"
     log = (out / "train_log.tsv").read_text().splitlines()
@@ -271,7 +273,8 @@ def _fake_model(path, method, history):
     path.mkdir(parents=True)
     write_train_log(path / "train_log.tsv", history)
     write_json(path / "training_config.json", {"method": method})
-    write_json(path / "cost.json", {"steps": len(history), "wall_s": 3.0, "train_s": 2.5, "train_cpu_s": 4.0})
+    write_json(path.parent / "timing" / f"{path.name}.json",
+               {"steps": len(history), "wall_s": 3.0, "train_s": 2.5, "train_cpu_s": 4.0})
 
 
 def test_alignment_summary_tables_figures_and_section(tmp_path):
@@ -279,6 +282,7 @@ def test_alignment_summary_tables_figures_and_section(tmp_path):
 
     from lmlab.alignment.summary import summarize_alignment
     from lmlab.core.io import read_json, read_tsv, write_json
+    from lmlab.core.timing import merge_timing
     from lmlab.paper.render import jinja_env
 
     pref = [{"step": s, "loss": 0.69 - 0.01 * s, "rewards/margins": 0.02 * s, "rewards/accuracies": 0.5 + 0.1 * s}
@@ -311,8 +315,12 @@ def test_alignment_summary_tables_figures_and_section(tmp_path):
         protocol={"sft_template": "chat", "train": {"steps": 4, "learning_rate": 0.001, "lr_scheduler_type": "constant",
                                                     "batch_size": 2},
                   "max_length": 128, "pair_sources": ["shipped", "onpolicy"], "onpolicy_prompts": 3},
-        out_summary=tmp_path / "out/summary.json", table_dir=tmp_path / "out/tables", figure_dir=tmp_path / "out/figures")
-    assert summary == read_json(tmp_path / "out/summary.json")
+        out_summary=tmp_path / "out/summary.json", table_dir=tmp_path / "out/tables", figure_dir=tmp_path / "out/figures",
+        timings={str(tmp_path / m): tmp_path / "timing" / f"{m}.json"
+                 for m in ("rm", "dpo", "dpo5", "orpo", "rloo_rm", "rloo_verifiable")},
+        out_timing=tmp_path / "out/timing/summary.json")
+    assert summary == merge_timing(read_json(tmp_path / "out/summary.json"), read_json(tmp_path / "out/timing/summary.json"))
+    assert "wall_s" not in (tmp_path / "out/summary.json").read_text()
     assert set(summary["methods"]) == {"dpo", "dpo (beta 0.5)", "orpo", "rloo_rm", "rloo_verifiable"}
     assert summary["methods"]["dpo"]["metrics"]["rewards/margins"]["first"] == pytest.approx(0.02)
     assert summary["methods"]["dpo"]["metrics"]["rewards/margins"]["last"] == pytest.approx(0.08)

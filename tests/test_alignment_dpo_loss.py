@@ -130,11 +130,12 @@ def test_dpo_sft_weight_adds_the_chosen_nll_and_is_recorded(tiny, tmp_path):
     write_pairs(tmp_path / "pairs.jsonl", load_tokenizer(sft))
     train = {"steps": 2, "batch_size": 2, "learning_rate": 1e-2, "save_steps": 100, "logging_steps": 1}
     kwargs = dict(train=train, beta=0.1, loss_type="sigmoid", max_length=128, seed=3)
-    train_dpo(base, sft, tmp_path / "pairs.jsonl", tmp_path / "pure", tmp_path / "w1", **kwargs)
-    train_dpo(base, sft, tmp_path / "pairs.jsonl", tmp_path / "rpo", tmp_path / "w2", sft_weight=1.0, **kwargs)
+    train_dpo(base, sft, tmp_path / "pairs.jsonl", tmp_path / "pure", tmp_path / "pure.json", tmp_path / "w1", **kwargs)
+    train_dpo(base, sft, tmp_path / "pairs.jsonl", tmp_path / "rpo", tmp_path / "rpo.json", tmp_path / "w2",
+              sft_weight=1.0, **kwargs)
     out = tmp_path / "pure"
     for name in ("adapter_config.json", "adapter_model.safetensors", "README.md", "training_config.json",
-                 "train_log.tsv", "cost.json", "tokenizer_config.json"):
+                 "train_log.tsv", "tokenizer_config.json"):
         assert (out / name).exists(), name
     assert not (out / "ref").exists(), "only the trained adapter is saved, not TRL's reference copy"
     assert not (tmp_path / "w1" / "checkpoints").exists(), "the work dir is removed once the adapter is published"

@@ -48,8 +48,8 @@ def test_reference_falls_back_to_base_without_sft():
 
 
 def test_matrix_rows_list_full_factorial_with_design_and_ran():
-    ran = {design.generation_path({"model": "sft", "prompt": "structured", "context": 512}),
-           design.generation_path({"model": "base", "prompt": "short", "context": 64})}
+    ran = {design.generation_path({"model": "sft", "prompt": "structured", "context": 512}, "gen"),
+           design.generation_path({"model": "base", "prompt": "short", "context": 64}, "gen")}
     rows = design.matrix_rows(
         all_models=MODELS + ["orpo"],
         models=MODELS,
@@ -57,6 +57,7 @@ def test_matrix_rows_list_full_factorial_with_design_and_ran():
         contexts=CONTEXTS,
         design="ofat",
         reference=REF,
+        generations_dir="gen",
         agent_arms=[{"arm": "react", "model": "sft", "path": "results/agents/react/traces.jsonl"}],
         exists=lambda p: p in ran,
     )

@@ -152,7 +152,7 @@ def test_summary_says_when_there_is_no_judge(tmp_path):
     matrix = tmp_path / "matrix.tsv"
     write_matrix(matrix, all_models=["base", "sft", "dpo"], models=["base", "sft", "dpo"], prompts=["structured"],
                     contexts=[512], design="ofat", reference=cells[1],
-                    exists=None)
+                    generations_dir=str(tmp_path / "generations"), exists=None)
     items = tmp_path / "items.jsonl"
     write_jsonl(items, [{"id": r["id"], "task": r["task"], "lang": "en"} for r in read_jsonl(paths[0])])
     summary = evaluation_summary(tmp_path / "stats" / "stats.json", matrix, items, tmp_path / "ev" / "summary.json")

@@ -56,9 +56,10 @@ def render(tmp_path, config, stages=None):
     results = tmp_path / "results"
     report = results / "paper"
     # Snakemake empties the report's directory outputs before the figures rule runs.
-    shutil.rmtree(report / "figures", ignore_errors=True)
+    for folder in ("figures", "tables", "timing"):
+        shutil.rmtree(report / folder, ignore_errors=True)
     stages = stages or {}
-    sources = build_figures(stages, results / "data/manifest.json", report / "figures", report / "tables")
+    sources = build_figures(stages, results / "data/manifest.json", report / "figures", report / "tables", report / "timing")
     provenance = build_provenance(report, sources, [results / "provenance/data_validate.json"])
     html = render_paper(ROOT / "report", report / "paper.html", config, results / "data/manifest.json", results / "base.json", stages, provenance)
     return html, provenance
@@ -187,7 +188,7 @@ def test_new_sections_render_in_order(fixture_results):
     html, provenance = render(tmp_path, config, cost_stage(tmp_path))
     order = [html.index(f'<section id="{s}"') for s in ("abstract", "setup", "cost", "questions", "threats", "provenance")]
     assert order == sorted(order)
-    assert "figures/cost_wall_time.png" in html and "tables/cost_rules.tex" in provenance["artifacts"]
+    assert "timing/figures/cost_wall_time.png" in html and "timing/tables/cost_rules.tex" in provenance["artifacts"]
     assert "sft_train" in html
     # Stages that did not run are named as such, not silently dropped.
     assert html.count("not answered by this run") == 12

@@ -182,6 +182,7 @@ def trained(base, tmp_path_factory):
         train_paths={"sft_train": root / "sft_train.jsonl"},
         validation_path=root / "sft_validation.jsonl",
         out_dir=out,
+        timing_path=root / "sft" / "timing" / "train-chat.json",
         work_dir=root / "models" / "sft" / ".work" / "chat",
         template="chat",
         cfg={**TINY_SFT, "keep_work_dir": True},
@@ -200,7 +201,6 @@ def test_adapter_folder_contents(trained, base):
         "training_config.json",
         "README.md",
         "train_log.tsv",
-        "cost.json",
         "metrics.json",
     ):
         assert (out / name).is_file(), name
@@ -234,7 +234,8 @@ def test_adapter_folder_contents(trained, base):
 
 
 def test_cost_record(trained):
-    cost = read_json(trained["out"] / "cost.json")
+    assert not (trained["out"] / "cost.json").exists()  # wall clock: apart from the adapter folder
+    cost = read_json(trained["root"] / "sft" / "timing" / "train-chat.json")
     log = read_tsv(trained["out"] / "train_log.tsv")
     assert cost["tokens"] == max(int(r["tokens_seen"]) for r in log if r["tokens_seen"])
     assert cost["tokens_per_s"] == pytest.approx(cost["tokens"] / cost["train_step_s"], rel=1e-4)
@@ -295,8 +296,10 @@ def test_summary_tables_and_figure(trained, tmp_path):
     out = tmp_path / "sft"
     summary = summarize(
         {"chat": trained["out"]},
+        {"chat": trained["root"] / "sft" / "timing" / "train-chat.json"},
         out / "summary.json",
-        out / "tables" / "sft_cost.tsv",
+        out / "timing" / "summary.json",
+        out / "timing" / "sft_cost.tsv",
         out / "tables" / "sft_losses.tsv",
         out / "figures" / "sft_curves.png",
         out / "figures" / "sft_curves.pdf",
@@ -305,10 +308,13 @@ def test_summary_tables_and_figure(trained, tmp_path):
     assert summary["templates"]["chat"]["final_eval_loss"] == metrics["final_eval_loss"]
     assert summary["best_template"] == "chat"
     assert read_json(out / "summary.json")["n_templates"] == 1
+    # Wall clock apart: the timing file holds it, summary.json none of it.
+    assert "wall_s" not in read_json(out / "summary.json")["templates"]["chat"]
+    assert read_json(out / "timing" / "summary.json")["templates"]["chat"]["wall_s"] > 0
     losses = read_tsv(out / "tables" / "sft_losses.tsv")
     assert {r["template"] for r in losses} == {"chat"}
     assert len(losses) == len(read_tsv(trained["out"] / "train_log.tsv"))
-    cost = read_tsv(out / "tables" / "sft_cost.tsv")
+    cost = read_tsv(out / "timing" / "sft_cost.tsv")
     assert cost[0]["template"] == "chat" and float(cost[0]["tokens/s"]) > 0
     assert (out / "figures" / "sft_curves.png").stat().st_size > 1000
     assert (out / "figures" / "sft_curves.pdf").read_bytes().startswith(b"%PDF")
@@ -354,12 +360,15 @@ def test_paper_section_renders_from_the_summary(trained, tmp_path):
     out = tmp_path / "sft"
     paths = [
         out / "summary.json",
-        out / "tables" / "sft_cost.tsv",
+        out / "timing" / "summary.json",
+        out / "timing" / "sft_cost.tsv",
         out / "tables" / "sft_losses.tsv",
         out / "figures" / "sft_curves.png",
         out / "figures" / "sft_curves.pdf",
     ]
-    summary = summarize({"chat": trained["out"]}, *paths)
+    summary = summarize({"chat": trained["out"]}, {"chat": trained["root"] / "sft" / "timing" / "train-chat.json"},
+                        *paths)
+    paths = paths[:1] + paths[2:]
     env = jinja_env(Path(__file__).resolve().parents[1] / "report")
     page = env.from_string('{% import "macros.html.j2" as m %}{% include "sections/sft.html.j2" %}').render(
         s=summary, tables={"sft_cost": tsv(paths[1]), "sft_losses": tsv(paths[2])}

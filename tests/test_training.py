@@ -136,7 +136,7 @@ def sft_run(inputs, folder):
         "cfg": {**TINY_SFT, "max_steps": STEPS, "save_steps": SAVE_STEPS, "eval_on_start": False,
                 "save_total_limit": 3},
         "seed": 5,
-        "out_dir": str(folder / "out"),
+        "out_dir": str(folder / "out"), "timing_path": str(folder / "timing.json"),
         "work_dir": str(folder / "work"),
     }
     return "lmlab.sft.train:train_sft", kwargs, folder / "work"
@@ -146,13 +146,13 @@ def reward_run(inputs, folder):
     reward = {"steps": STEPS, "batch_size": 2, "learning_rate": 5e-3, "save_steps": SAVE_STEPS, "logging_steps": 1,
               "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}
     kwargs = {"base_dir": inputs["base"], "pairs_path": str(inputs["root"] / "pairs.jsonl"), "reward": reward,
-              "max_length": 64, "seed": 3, "out_dir": str(folder / "out"), "work_root": str(folder / "work")}
+              "max_length": 64, "seed": 3, "out_dir": str(folder / "out"), "timing_path": str(folder / "timing.json"), "work_root": str(folder / "work")}
     return "lmlab.alignment.reward:train_reward_model", kwargs, folder / "work" / "checkpoints"
 
 
 def pair_policy_kwargs(inputs, folder):
     return {"base_dir": inputs["base"], "sft_dir": inputs["sft"], "pairs_path": str(inputs["root"] / "pairs.jsonl"),
-            "train": ALIGN_TRAIN, "beta": 0.1, "max_length": 128, "seed": 3, "out_dir": str(folder / "out"),
+            "train": ALIGN_TRAIN, "beta": 0.1, "max_length": 128, "seed": 3, "out_dir": str(folder / "out"), "timing_path": str(folder / "timing.json"),
             "work_root": str(folder / "work")}
 
 
@@ -169,7 +169,7 @@ def rloo_run(inputs, folder):
     rloo = {"prompts": 4, "num_generations": 2, "prompts_per_step": 2, "max_completion_length": 6,
             "temperature": 1.0, "top_p": 1.0, "beta": 0.05, "max_prompt_tokens": 200, "reward_max_length": 64}
     kwargs = {"base_dir": inputs["base"], "sft_dir": inputs["sft"], "sft_train": str(inputs["root"] / "sft_train.jsonl"),
-              "train": ALIGN_TRAIN, "reward": "verifiable", "rloo": rloo, "seed": 3, "out_dir": str(folder / "out"),
+              "train": ALIGN_TRAIN, "reward": "verifiable", "rloo": rloo, "seed": 3, "out_dir": str(folder / "out"), "timing_path": str(folder / "timing.json"),
               "work_root": str(folder / "work")}
     return "lmlab.alignment.rloo:train_rloo", kwargs, folder / "work" / "checkpoints"
 

@@ -8,19 +8,25 @@ import time
 
 import pytest
 
-from conftest import ROOT, SNAKEMAKE, copy_workflow, run_snakemake
+from conftest import SNAKEMAKE, TEST_RESULTS, copy_workflow, run_snakemake
 
 pytestmark = pytest.mark.slow
 TEST_CONFIG = ["--configfile", "config/test.yaml"]
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("e2e"))
-    # A git checkout, so provenance records carry a commit like a real run would.
+def git_workflow(dest):
+    """A copy of the workflow in a git checkout, so provenance records carry a commit like a
+    real run would."""
+    workdir = copy_workflow(dest)
     subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
     subprocess.run(["git", "add", "-A"], cwd=workdir, check=True)
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "wf"], cwd=workdir, check=True)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = git_workflow(tmp_path_factory.mktemp("e2e"))
     start = time.time()
     run_snakemake(workdir, *TEST_CONFIG)
     return workdir, time.time() - start
@@ -28,12 +34,12 @@ def finished_run(tmp_path_factory):
 
 def test_paper_and_provenance_are_produced(finished_run):
     workdir, seconds = finished_run
-    paper = (workdir / "results/paper/paper.html").read_text(encoding="utf-8")
+    paper = (workdir / f"{TEST_RESULTS}/paper/paper.html").read_text(encoding="utf-8")
     assert "<h2>Setup</h2>" in paper and "Appendix: provenance" in paper
-    manifest = json.loads((workdir / "results/data/manifest.json").read_text())
+    manifest = json.loads((workdir / f"{TEST_RESULTS}/data/manifest.json").read_text())
     # The data section's numbers come from the manifest.
     assert f"{manifest['sft_train']['rows']:,}" in paper
-    provenance = json.loads((workdir / "results/paper/provenance.json").read_text())
+    provenance = json.loads((workdir / f"{TEST_RESULTS}/paper/provenance.json").read_text())
     assert "figures/data_counts.png" in provenance["artifacts"]
     assert provenance["artifacts"]["figures/data_counts.png"]["rule"] == "data_validate"
     for record in provenance["records"].values():
@@ -45,8 +51,8 @@ def test_paper_and_provenance_are_produced(finished_run):
 def test_every_rule_wrote_log_and_benchmark(finished_run):
     workdir, _ = finished_run
     for rule in ("data_validate", "models_prepare-tiny-random", "paper_figures", "paper"):
-        assert (workdir / f"results/logs/{rule}.log").exists(), rule
-        assert (workdir / f"results/benchmarks/{rule}.tsv").exists(), rule
+        assert (workdir / f"{TEST_RESULTS}/logs/{rule}.log").exists(), rule
+        assert (workdir / f"{TEST_RESULTS}/benchmarks/{rule}.tsv").exists(), rule
 
 
 def test_template_change_reruns_only_the_paper(finished_run):
@@ -62,7 +68,7 @@ def test_template_change_reruns_only_the_paper(finished_run):
 def test_verify_passes_then_detects_tampering(finished_run):
     workdir, _ = finished_run
     run_snakemake(workdir, "paper_verify", *TEST_CONFIG)
-    figure = workdir / "results/paper/tables/data_files.tsv"
+    figure = workdir / f"{TEST_RESULTS}/paper/tables/data_files.tsv"
     original = figure.read_bytes()
     figure.write_bytes(original + b"tampered\n")
     try:
@@ -72,19 +78,19 @@ def test_verify_passes_then_detects_tampering(finished_run):
     finally:
         figure.write_bytes(original)
     # One byte inside an adapter folder: the reviewer's command names the folder and its rule.
-    config = workdir / "results/models/sft/chat/adapter_config.json"
+    config = workdir / f"{TEST_RESULTS}/models/sft/chat/adapter_config.json"
     original = config.read_bytes()
     config.write_bytes(original.replace(b'"r": ', b'"r":  '))
     try:
         env = {**os.environ, "PYTHONPATH": str(workdir / "scripts")}
-        proc = subprocess.run([sys.executable, "-m", "lmlab.paper.verify"], cwd=workdir, env=env,
+        proc = subprocess.run([sys.executable, "-m", "lmlab.paper.verify", f"{TEST_RESULTS}/paper/provenance.json"], cwd=workdir, env=env,
                               capture_output=True, text=True)
         assert proc.returncode == 1, proc.stdout
-        assert "results/models/sft/chat: recorded " in proc.stdout and "written by rule sft_train" in proc.stdout
+        assert f"{TEST_RESULTS}/models/sft/chat: recorded " in proc.stdout and "written by rule sft_train" in proc.stdout
         assert proc.stdout.strip().splitlines()[-1].startswith("verify: FAILED")
     finally:
         config.write_bytes(original)
-    proc = subprocess.run([sys.executable, "-m", "lmlab.paper.verify"], cwd=workdir, env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "lmlab.paper.verify", f"{TEST_RESULTS}/paper/provenance.json"], cwd=workdir, env=env, capture_output=True,
                           text=True)
     assert proc.returncode == 0 and "verify: OK" in proc.stdout, proc.stdout
 
@@ -99,8 +105,8 @@ def test_bad_input_stops_with_one_line_and_no_output(workflow_copy):
     output = proc.stdout + proc.stderr
     assert "InputError: data/raw/sft_test.jsonl:5: json: malformed JSON" in output
     assert "Traceback" not in output
-    assert not (workflow_copy / "results/data").exists() or not any((workflow_copy / "results/data").iterdir())
-    assert not (workflow_copy / "results/models").exists()
+    assert not (workflow_copy / TEST_RESULTS / "data").exists() or not any((workflow_copy / TEST_RESULTS / "data").iterdir())
+    assert not (workflow_copy / TEST_RESULTS / "models").exists()
 
 
 def test_invalid_config_is_one_line_before_any_job(workflow_copy):
@@ -117,13 +123,51 @@ def test_invalid_config_is_one_line_before_any_job(workflow_copy):
 
 def test_snakemake_report_is_built(finished_run):
     workdir, _ = finished_run
-    run_snakemake(workdir, "--report", "results/paper/snakemake-report.zip", *TEST_CONFIG)
-    assert (workdir / "results/paper/snakemake-report.zip").stat().st_size > 10_000
+    run_snakemake(workdir, "--report", f"{TEST_RESULTS}/paper/snakemake-report.zip", *TEST_CONFIG)
+    assert (workdir / f"{TEST_RESULTS}/paper/snakemake-report.zip").stat().st_size > 10_000
 
 
 def test_rendered_paper_passes_the_browser_check(finished_run, tmp_path):
     from test_browser import check_page
 
     workdir, _ = finished_run
-    errors, broken, overflowing, page_wider = check_page(workdir / "results/paper/paper.html", tmp_path / "paper.png")
+    errors, broken, overflowing, page_wider = check_page(workdir / f"{TEST_RESULTS}/paper/paper.html", tmp_path / "paper.png")
     assert errors == [] and broken == [] and overflowing == 0 and not page_wider, (errors, broken, overflowing)
+
+
+def test_rerun_from_empty_results_is_byte_identical(finished_run, tmp_path_factory):
+    """The test workflow a second time, from empty results in a fresh copy: every output that
+    is not a timing has the same sha256 in both runs' provenance records."""
+    from lmlab.paper.compare import compare_runs, report
+
+    first, _ = finished_run
+    second = git_workflow(tmp_path_factory.mktemp("rerun"))
+    run_snakemake(second, *TEST_CONFIG)
+    result = compare_runs(first / TEST_RESULTS, second / TEST_RESULTS)
+    text = report(result, "first", "second")
+    assert result["differ"] == [] and result["only_a"] == [] and result["only_b"] == [], text
+    assert result["same"] > 100, text  # adapters, generations, metrics, stats, tables, figures
+    # The timings exist and are the only outputs that differ.
+    assert result["timings"] and all("timing/" in t or t.startswith(("paper/", "provenance/")) for t in result["timings"])
+
+
+def test_a_second_config_leaves_the_first_run_in_place(finished_run):
+    """Another config (its own run_name, another seed) writes under its own root: the first
+    run still verifies, and the comparison step lists what differs."""
+    workdir, _ = finished_run
+    other = "results/test-tiny-seed8"
+    env = {**os.environ, "PYTHONPATH": str(workdir / "scripts")}
+    run_snakemake(workdir, f"{other}/context/summary.json", *TEST_CONFIG, "--config", "run_name=test-tiny-seed8",
+                  "seed=8")
+    proc = subprocess.run([sys.executable, "-m", "lmlab.paper.verify", f"{TEST_RESULTS}/paper/provenance.json"],
+                          cwd=workdir, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0 and "verify: OK" in proc.stdout, proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "lmlab.paper.compare", TEST_RESULTS, other], cwd=workdir, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stdout
+    lines = proc.stdout.splitlines()
+    # Numbers of the context stage differ with the seed (tokenizers, tiny LMs); the stages the
+    # second run did not reach are listed as only in the first.
+    assert any(line.startswith("context/") and " -> " in line for line in lines), proc.stdout[-3000:]
+    assert f"paper/paper.html: only in {TEST_RESULTS}" in lines
+    assert lines[-1].startswith(f"compare: {TEST_RESULTS} vs {other}: ")

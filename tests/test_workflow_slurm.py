@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, copy_workflow
+from conftest import ROOT, TEST_RESULTS, copy_workflow
 from slurm.cluster import run_snakemake, sacct_jobs, slurm_cluster, submitted_jobids, write_profile  # noqa: F401
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -51,9 +51,9 @@ def slurm_run(slurm_cluster, tmp_path_factory):  # noqa: F811
 
 def test_every_output_is_produced(slurm_run):
     workdir, _ = slurm_run
-    assert (workdir / "results/paper/paper.html").stat().st_size > 1000
-    assert (workdir / "results/paper/provenance.json").exists()
-    assert (workdir / "results/data/manifest.json").exists()
+    assert (workdir / f"{TEST_RESULTS}/paper/paper.html").stat().st_size > 1000
+    assert (workdir / f"{TEST_RESULTS}/paper/provenance.json").exists()
+    assert (workdir / f"{TEST_RESULTS}/data/manifest.json").exists()
 
 
 def test_gpu_rules_get_a_gpu_and_cpu_rules_do_not(slurm_run):

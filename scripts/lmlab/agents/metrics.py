@@ -325,7 +325,7 @@ def score_trace(trace, gold_calls=None):
         "unnecessary_call_rate": _rate(counts["n_unnecessary"], len(calls)),
         "n_protocol_steps": n_protocol_steps, "n_format_errors": n_format_errors,
         "format_error_rate": _rate(n_format_errors, n_protocol_steps),
-        "n_steps": trace["n_steps"], "latency_s": trace.get("latency_s", sum(s["latency_s"] for s in trace["steps"])),
+        "n_steps": trace["n_steps"], "latency_s": trace.get("latency_s"),
         "hallucination": is_hallucination(trace),
         "reused_episode": reused, "stopped_by": trace["stopped_by"], "tool_scored": tool_scored,
     }
@@ -364,7 +364,9 @@ def aggregate_agent_metrics(rows):
             "format_error_rate": _rate(sum(row["n_format_errors"] for row in arm_rows),
                                        sum(row["n_protocol_steps"] for row in arm_rows)),
             "mean_steps": _rate(sum(row["n_steps"] for row in arm_rows), len(arm_rows)),
-            "mean_latency_s": _rate(sum(row["latency_s"] for row in arm_rows), len(arm_rows)),
+            # Wall clock: None once the traces' timings were moved to their timing file.
+            "mean_latency_s": (None if any(row["latency_s"] is None for row in arm_rows)
+                               else _rate(sum(row["latency_s"] for row in arm_rows), len(arm_rows))),
             "hallucination_rate": _rate(sum(judged), len(judged)),
             "reuse_rate": _rate(sum(row["reused_episode"] for row in arm_rows), len(arm_rows)),
             "stopped_by": {reason: sum(row["stopped_by"] == reason for row in arm_rows)

@@ -3,7 +3,8 @@ metrics.json and the per-task TSV (`run_arm`), with the loaded model wrapped as 
 batched, greedy `generate` (`make_generate`).
 
 Determinism: greedy decoding on CPU gives the same traces for the same config and seed;
-only the wall-clock numbers (`*latency*`, `*_s`) vary between runs (`TIMING_NOTE`).
+only the wall-clock numbers (`*latency*`, `*_s`) vary between runs (`TIMING_NOTE`), and they
+are written apart, to the run's timing file (lmlab.core.timing).
 """
 
 import logging
@@ -14,7 +15,8 @@ from lmlab.agents.loop import ARMS, STOP_MARKERS, run_agent
 from lmlab.agents.metrics import TIMING_NOTE, agent_metrics
 from lmlab.agents.selection import repeats_after_their_original, select_tasks
 from lmlab.core.errors import InputError
-from lmlab.core.io import read_jsonl, write_json, write_jsonl, write_tsv
+from lmlab.core.io import read_jsonl, write_jsonl, write_tsv
+from lmlab.core.timing import strip_timing, write_results
 from lmlab.models.base import load_model, load_tokenizer, model_hash
 from lmlab.models.generation import generate_batched
 
@@ -132,17 +134,17 @@ def per_task_rows(traces, rows):
 
 
 def run_arm(
-    base_dir, adapter_dir, tasks_path, kb_path, traces_path, metrics_path, per_task_path,
+    base_dir, adapter_dir, tasks_path, kb_path, traces_path, metrics_path, per_task_path, timing_path,
     model_name, arm, max_tasks, min_repeats, max_steps, batch_size, max_new_tokens, prompt_format, seed,
     max_input_tokens=None, generate=None,
 ):
     """Run one arm of the agent on the task subset with one model; write traces and metrics.
 
     traces.jsonl: one record per task (every step: prompt, raw model output, parsed action,
-    tool input and output, memory reads and writes, latency; the final answer), plus the
-    model name. metrics.json: agent_metrics' aggregate of this arm (deterministic) and a
-    separate `timing` block (wall clock, not deterministic). per_task TSV: the per-task
-    metric rows without latency. `generate` replaces the model (tests: a scripted stand-in)."""
+    tool input and output, memory reads and writes; the final answer), plus the model name.
+    metrics.json: agent_metrics' aggregate of this arm (deterministic). timing_path: the wall
+    clock (mean latency, per-task latency, generate/load/wall seconds), not deterministic.
+    per_task TSV: the per-task metric rows without latency. `generate` replaces the model (tests: a scripted stand-in)."""
     if arm not in ARMS:
         raise InputError(f"config: agents.arms: unknown arm {arm!r}; known: {', '.join(ARMS)}")
     missing = set(PROMPT_KINDS.values()) - set(max_new_tokens)
@@ -167,9 +169,10 @@ def run_arm(
     metrics = agent_metrics(traces, tasks)
     aggregate = dict(metrics["per_arm"][arm])
     mean_latency_s = aggregate.pop("mean_latency_s")
-    write_jsonl(traces_path, traces)
+    latency_by_task = {trace["id"]: trace["latency_s"] for trace in traces}
+    write_jsonl(traces_path, strip_timing(traces))
     write_tsv(per_task_path, per_task_rows(traces, metrics["per_task"]), PER_TASK_COLUMNS)
-    write_json(
+    write_results(
         metrics_path,
         {
             "model": model_name,
@@ -192,7 +195,9 @@ def run_arm(
                 "generate_s": counters["generate_s"],
                 "load_s": load_s,
                 "wall_s": time.perf_counter() - started,
+                "latency_s_by_task": latency_by_task,
             },
         },
+        timing_path,
     )
     return metrics

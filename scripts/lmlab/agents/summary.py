@@ -14,8 +14,9 @@ import numpy as np
 from lmlab.agents.intervals import arm_intervals, paired_comparisons
 from lmlab.agents.loop import ARMS, render_observation
 from lmlab.agents.metrics import TIMING_NOTE, agent_metrics
-from lmlab.core.format import apply_style, fmt_ci
-from lmlab.core.io import read_json, read_jsonl, write_json, write_tsv
+from lmlab.core.format import apply_style, fmt_ci, save_figure
+from lmlab.core.io import read_jsonl, write_json, write_tsv
+from lmlab.core.timing import read_results, split_timing, write_results
 
 # ---------------------------------------------------------------------------------------
 # memory reuse, the annotated trace
@@ -96,7 +97,7 @@ def pick_example_trace(traces_by_run, rows_by_run, models):
 ABLATION_COLUMNS = [
     "model", "arm", "n_tasks", "success", "tool_precision", "tool_recall", "argument_accuracy",
     "invented_tool_rate", "format_error_rate", "unnecessary_call_rate", "hallucination_rate", "mean_steps",
-    "repeats_reused", "mean_latency_s",
+    "repeats_reused",
 ]
 PAIRED_COLUMNS = [
     "comparison", "model", "family", "treatment", "baseline", "difference", "n", "clusters", "success_treatment",
@@ -219,21 +220,21 @@ def ablation_figure(runs, models, arms, out_png, out_pdf, confidence):
     ax.legend(title="model", frameon=False)
     for path in (out_png, out_pdf):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=150)
-    fig.savefig(out_pdf)
+    save_figure(fig, out_png, out_pdf)
     plt.close(fig)
 
 
 def summarise_agents(
     runs, tasks_path, summary_path, ablation_path, paired_path, categories_path, png_path, pdf_path,
-    models, arms, skipped_models=None, n_resamples=2000, confidence=0.95, alpha=0.05, seed=0, settings=None,
+    models, arms, timing_path=None, latency_path=None, skipped_models=None, n_resamples=2000, confidence=0.95, alpha=0.05, seed=0, settings=None,
     primary=(),
 ):
     """The stage's paper contract from the runs' traces and metrics.
 
-    runs: [{model, arm, traces, metrics}] (paths). Per-task rows are recomputed from the
-    traces with agent_metrics (the same function the runs used), so the tables depend
-    only on the traces; `mean_latency_s` and summary["timing"] are wall clock."""
+    runs: [{model, arm, traces, metrics, timing}] (paths). Per-task rows are recomputed from
+    the traces with agent_metrics (the same function the runs used), so the tables depend
+    only on the traces; summary["timing"] (wall clock) goes to `timing_path` and the latency
+    table to `latency_path`, apart from the results."""
     tasks = {task["id"]: task for task in read_jsonl(tasks_path)}
     # A repeated question is not new evidence about the arm: it is resampled with its original.
     clusters = {task_id: task.get("repeat_of") or task_id for task_id, task in tasks.items()}
@@ -244,7 +245,7 @@ def summarise_agents(
         run_tasks = [tasks[trace["id"]] for trace in traces]
         traces_by_run[key] = traces
         rows_by_run[key] = agent_metrics(traces, run_tasks)["per_task"]
-        meta_by_run[key] = read_json(run["metrics"])
+        meta_by_run[key] = read_results(run["metrics"], run.get("timing"))
     id_sets = {tuple(trace["id"] for trace in traces) for traces in traces_by_run.values()}
     if len(id_sets) > 1:
         raise ValueError("agent runs used different task subsets; every arm must run the same tasks")
@@ -264,13 +265,12 @@ def summarise_agents(
             result["memory"] = reuse
             results.setdefault(model, {})[arm] = result
             memory.setdefault(model, {})[arm] = reuse
-            run_timing = meta_by_run[key]["timing"]
-            timing[f"{model}/{arm}"] = {k: run_timing[k] for k in ("mean_latency_s", "generate_s", "load_s", "wall_s")}
+            run_timing = meta_by_run[key].get("timing", {})
+            timing[f"{model}/{arm}"] = {k: run_timing.get(k) for k in ("mean_latency_s", "generate_s", "load_s", "wall_s")}
             ablation_rows.append({
                 "model": model, "arm": arm, "n_tasks": result["n_tasks"],
                 **{name: _ci_text(result[name]) for name in ABLATION_COLUMNS[3:12]},
                 "repeats_reused": f"{reuse['n_reused']}/{reuse['n_repeats']}",
-                "mean_latency_s": run_timing["mean_latency_s"],
             })
             category_rows.append({
                 "model": model, "arm": arm,
@@ -303,12 +303,17 @@ def summarise_agents(
         "primary": list(primary),
         "families": {family: sum(row["family"] == family for row in paired) for family in ("primary", "exploratory")},
         "timing": {"note": TIMING_NOTE, "runs": timing,
-                   "total_wall_s": sum(t["wall_s"] for t in timing.values())},
+                   "total_wall_s": sum(t["wall_s"] or 0.0 for t in timing.values())},
     }
     categories = sorted({c for row in category_rows for c in row} - {"model", "arm"})
     write_tsv(ablation_path, ablation_rows, ABLATION_COLUMNS)
     write_tsv(paired_path, paired_rows, PAIRED_COLUMNS)
     write_tsv(categories_path, category_rows, ["model", "arm", *categories])
     ablation_figure(results, ran_models, ran_arms, png_path, pdf_path, confidence)
-    write_json(summary_path, summary)
+    if timing_path:
+        write_results(summary_path, summary, timing_path)
+        write_tsv(latency_path, [{"run": run, **{k: t[k] for k in ("mean_latency_s", "generate_s", "load_s", "wall_s")}}
+                                 for run, t in timing.items()], ["run", "mean_latency_s", "generate_s", "load_s", "wall_s"])
+    else:
+        write_json(summary_path, split_timing(summary)[0])
     return summary

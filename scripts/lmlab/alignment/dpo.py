@@ -27,7 +27,7 @@ LOG_KEYS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "
             "logps/chosen", "logps/rejected")
 
 
-def train_dpo(base_dir, sft_dir, pairs_path, out_dir, work_root, train, beta, loss_type, max_length, seed,
+def train_dpo(base_dir, sft_dir, pairs_path, out_dir, timing_path, work_root, train, beta, loss_type, max_length, seed,
               template="chat", pairs_summary=None, callbacks=(), sft_weight=0.0):
     """Rule alignment_dpo: one DPO adapter; returns its cost record (cost.json)."""
     device, dtype = start_run(seed)
@@ -66,4 +66,4 @@ def train_dpo(base_dir, sft_dir, pairs_path, out_dir, work_root, train, beta, lo
     title = f"DPO adapter (beta {beta}, {loss_type}" + (
         f" + {sft_weight:g} x NLL of the chosen answer)" if sft_weight else ")"
     )
-    return finish(trainer, tokenizer, out_dir, work_dir, title, sections, config, LOG_KEYS, cost)
+    return finish(trainer, tokenizer, out_dir, work_dir, title, sections, config, LOG_KEYS, cost, timing_path=timing_path)

@@ -23,7 +23,7 @@ LOG_KEYS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "
             "nll_loss", "log_odds_ratio", "log_odds_chosen")
 
 
-def train_orpo(base_dir, sft_dir, pairs_path, out_dir, work_root, train, beta, max_length, seed, template="chat",
+def train_orpo(base_dir, sft_dir, pairs_path, out_dir, timing_path, work_root, train, beta, max_length, seed, template="chat",
                pairs_summary=None, callbacks=()):
     """Rule alignment_orpo: one ORPO adapter; returns its cost record (cost.json)."""
     device, dtype = start_run(seed)
@@ -54,4 +54,4 @@ def train_orpo(base_dir, sft_dir, pairs_path, out_dir, work_root, train, beta, m
         hardware_section(device, seed),
     ]
     return finish(trainer, tokenizer, out_dir, work_dir, f"ORPO adapter (beta {beta})", sections, config, LOG_KEYS,
-                  cost)
+                  cost, timing_path=timing_path)

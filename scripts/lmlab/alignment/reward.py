@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 RM_LOG_KEYS = ("loss", "accuracy", "margin", "mean_reward")
 
 
-def train_reward_model(base_dir, pairs_path, out_dir, work_root, reward, max_length, seed, template="chat",
+def train_reward_model(base_dir, pairs_path, out_dir, timing_path, work_root, reward, max_length, seed, template="chat",
                        pairs_summary=None, callbacks=()):
     """Rule alignment_reward: LoRA (task SEQ_CLS) on a 1-label sequence-classification head over the base."""
 
@@ -89,7 +89,7 @@ def train_reward_model(base_dir, pairs_path, out_dir, work_root, reward, max_len
         hardware_section(device, seed),
     ]
     return finish(trainer, tokenizer, out_dir, work_dir, "Reward model (LoRA, sequence classification)", sections,
-                  config, RM_LOG_KEYS, cost)
+                  config, RM_LOG_KEYS, cost, timing_path=timing_path)
 
 
 # --------------------------------------------------------------------------- evaluation

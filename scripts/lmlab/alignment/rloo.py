@@ -91,7 +91,7 @@ def rloo_dataset(sft_train, n_prompts, template, tokenizer, seed, max_prompt_tok
     ), rows
 
 
-def train_rloo(base_dir, sft_dir, sft_train, out_dir, work_root, train, reward, rloo, seed, template="chat",
+def train_rloo(base_dir, sft_dir, sft_train, out_dir, timing_path, work_root, train, reward, rloo, seed, template="chat",
                reward_dir=None, callbacks=()):
     """Rule alignment_rloo: one RLOO adapter (`reward`: "rm" or "verifiable"); returns its cost record."""
     if reward not in ("rm", "verifiable"):
@@ -152,4 +152,4 @@ def train_rloo(base_dir, sft_dir, sft_train, out_dir, work_root, train, reward, 
         hardware_section(device, seed),
     ]
     return finish(trainer, tokenizer, out_dir, work_dir, f"RLOO adapter ({reward} reward)", sections, config, LOG_KEYS,
-                  cost)
+                  cost, timing_path=timing_path)

@@ -1,15 +1,17 @@
 """The alignment stage's paper inputs: results/alignment/summary.json, tables and figures.
 
 Reads only what the training and evaluation rules wrote (pairs_summary.json,
-reward_accuracy.json, and each model folder's train_log.tsv, cost.json and
-training_config.json), so every number in the section traces back to those files.
+reward_accuracy.json, each model folder's train_log.tsv and training_config.json, and each
+model's timing file), so every number in the section traces back to those files. Wall-clock
+numbers go to timing/summary.json, so summary.json is byte-identical across reruns.
 """
 
 import json
 from pathlib import Path
 
-from lmlab.core.format import apply_style, fmt_fixed
-from lmlab.core.io import read_json, read_tsv, write_json, write_tsv
+from lmlab.core.format import apply_style, fmt_fixed, save_figure
+from lmlab.core.io import read_json, read_tsv, write_tsv
+from lmlab.core.timing import write_results
 from lmlab.data.tasks import FAILURE_MODES
 
 CURVE_KEYS = ("rewards/margins", "rewards/accuracies", "loss", "accuracy", "margin", "reward", "kl")
@@ -36,9 +38,9 @@ def first_last(rows, key):
             "steps": len(points)}
 
 
-def method_record(name, model_dir, keys):
+def method_record(name, model_dir, timing_path, keys):
     model_dir = Path(model_dir)
-    cost = read_json(model_dir / "cost.json")
+    cost = read_json(timing_path)
     config = read_json(model_dir / "training_config.json")
     rows = read_log(model_dir)
     return {
@@ -111,8 +113,6 @@ def training_rows(records):
                     if "reward" in r["metrics"] else ""
                 ),
                 "kl": fmt_fixed(_metric(r, "kl"), 4),
-                "train s": fmt_fixed(r["train_s"], 1),
-                "cpu s": fmt_fixed(r["train_cpu_s"], 1),
             }
         )
     return rows
@@ -138,8 +138,7 @@ def _integer_steps(axes):
 
 
 def _save(fig, figure_dir, name):
-    fig.savefig(Path(figure_dir) / f"{name}.png", dpi=150, metadata={"Software": None})
-    fig.savefig(Path(figure_dir) / f"{name}.pdf", metadata={"CreationDate": None, "Creator": None, "Producer": None})
+    save_figure(fig, Path(figure_dir) / f"{name}.png", Path(figure_dir) / f"{name}.pdf")
 
 
 def preference_curves_figure(curves, rm_rows, figure_dir):
@@ -214,25 +213,27 @@ def rloo_figure(curves, figure_dir):
 
 
 def summarize_alignment(pairs_summary, reward_accuracy, reward_model, dpo_models, main_beta, orpo_model, rloo_models,
-                        protocol, out_summary, table_dir, figure_dir):
+                        protocol, out_summary, table_dir, figure_dir, timings, out_timing):
+    """`timings`: {model folder: its timing file (cost record)}; `out_timing`: where the
+    summary's wall-clock fields go."""
     Path(table_dir).mkdir(parents=True, exist_ok=True)
     Path(figure_dir).mkdir(parents=True, exist_ok=True)
     pairs = read_json(pairs_summary)
     accuracy = read_json(reward_accuracy)
 
-    rm_record, rm_rows = method_record("reward model", reward_model, ("loss", "accuracy", "margin"))
+    rm_record, rm_rows = method_record("reward model", reward_model, timings[str(reward_model)], ("loss", "accuracy", "margin"))
     records, pref_curves, rloo_curves = [], {}, {}
     for beta, path in dpo_models.items():
         name = "dpo" if beta == main_beta else f"dpo (beta {beta})"
-        record, rows = method_record(name, path, ("loss", "rewards/margins", "rewards/accuracies"))
+        record, rows = method_record(name, path, timings[str(path)], ("loss", "rewards/margins", "rewards/accuracies"))
         record["beta"] = float(beta)
         records.append(record)
         pref_curves[f"DPO beta {beta}"] = rows
-    record, rows = method_record("orpo", orpo_model, ("loss", "rewards/margins", "rewards/accuracies", "nll_loss"))
+    record, rows = method_record("orpo", orpo_model, timings[str(orpo_model)], ("loss", "rewards/margins", "rewards/accuracies", "nll_loss"))
     records.append(record)
     pref_curves["ORPO"] = rows
     for arm, path in rloo_models.items():
-        record, rows = method_record(f"rloo_{arm}", path, ("loss", "reward", "reward_std", "kl"))
+        record, rows = method_record(f"rloo_{arm}", path, timings[str(path)], ("loss", "reward", "reward_std", "kl"))
         records.append(record)
         rloo_curves[f"RLOO, {'learned reward model' if arm == 'rm' else 'verifiable reward'}"] = rows
 
@@ -279,5 +280,5 @@ def summarize_alignment(pairs_summary, reward_accuracy, reward_model, dpo_models
         },
         "headline": headline,
     }
-    write_json(out_summary, summary)
+    write_results(out_summary, summary, out_timing)
     return json.loads(json.dumps(summary))

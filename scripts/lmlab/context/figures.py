@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmlab.core.format import apply_style
+from lmlab.core.format import apply_style, save_figure
 
 # Paper figures (results/context/figures/<name>.png|pdf); names carry the stage prefix
 # because the paper copies every stage's files into one folder.
@@ -27,9 +27,7 @@ def pick(rows, **where):
 
 
 def _save(fig, figures_dir, name):
-    fig.savefig(Path(figures_dir) / f"{name}.png", dpi=150)
-    # A fixed creation date keeps the PDF byte-stable across runs.
-    fig.savefig(Path(figures_dir) / f"{name}.pdf", metadata={"CreationDate": None})
+    save_figure(fig, Path(figures_dir) / f"{name}.png", Path(figures_dir) / f"{name}.pdf")
 
 
 def _error_bars(rows, estimate, low, high):

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from lmlab.core.format import fmt_fixed, fmt_pct
-from lmlab.core.io import read_json, read_tsv, write_json, write_tsv
+from lmlab.core.io import read_json, read_tsv, write_tsv
+from lmlab.core.timing import write_results
 from lmlab.context.examples import LONG_TASK
 from lmlab.context.figures import FIGURES, pick, write_figures
 
@@ -265,6 +266,7 @@ def context_report(
     out_summary,
     tables_dir,
     figures_dir,
+    out_timing,
 ):
     """Paper tables, figures and summary.json of the context stage, from the outputs of
     context_stats, context_accuracy and context_bpb (`bpb_jsons`: {tokenizer: path})."""
@@ -359,8 +361,9 @@ def context_report(
         "template_order": list(stats_["templates"]),
         "bpb_budget": bpb_results[0]["budget"] | {"model": bpb_results[0]["model"]},
         "counts": stats_["counts"],
-        # Wall-clock numbers: the only values that differ between identical runs.
+        # Wall-clock numbers: the only values that differ between identical runs, written
+        # apart (out_timing) so summary.json is byte-identical across reruns.
         "timing": timing,
     }
-    write_json(out_summary, _finite(summary))
+    write_results(out_summary, _finite(summary), out_timing)
     return summary

@@ -57,3 +57,16 @@ def apply_style(plt):
             "pdf.fonttype": 42,
         }
     )
+
+
+def save_figure(fig, png_path, pdf_path=None):
+    """Write a figure as PNG (and PDF) with fixed metadata, so equal plots give equal bytes
+    (matplotlib would stamp the PDF with its creation date)."""
+    from pathlib import Path
+
+    for path in (png_path, pdf_path):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=150, metadata={"Software": None})
+    if pdf_path:
+        fig.savefig(pdf_path, metadata={"CreationDate": None, "Creator": None, "Producer": None})

@@ -63,5 +63,8 @@ def step(smk):
         smk.rule, list(smk.input), outputs, params, smk.config, seed, started, smk.wildcards.items()
     )
     if prov:
+        # The run's output root (<root>/provenance/<name>.json): lets a reviewer compare two
+        # runs' records by paths relative to their roots (lmlab.paper.compare).
+        record["results_root"] = os.path.dirname(os.path.dirname(prov))
         write_record(prov, record)
     log.info("done in %.1f s", time.time() - started)

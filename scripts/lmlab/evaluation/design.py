@@ -55,8 +55,8 @@ def parse_cell_id(text):
     return dict(zip(AXES, (parts[0], parts[1], int(parts[2][3:]))))
 
 
-def generation_path(cell, root="results/evaluation"):
-    return f"{root}/generations/{cell_id(cell)}.jsonl"
+def generation_path(cell, generations_dir):
+    return f"{generations_dir}/{cell_id(cell)}.jsonl"
 
 
 def order_models(models):
@@ -145,7 +145,7 @@ def differing_pairs(cells):
     return pairs
 
 
-def matrix_rows(all_models, models, prompts, contexts, design, reference, agent_arms=(), exists=None):
+def matrix_rows(all_models, models, prompts, contexts, design, reference, generations_dir, agent_arms=(), exists=None):
     """One row per cell of the full factorial (models not configured included), plus the
     agent arms: model, prompt, context, agent_arm, stage, in_design, ran, reason, path.
 
@@ -157,7 +157,7 @@ def matrix_rows(all_models, models, prompts, contexts, design, reference, agent_
     ref = reference_cell(models, prompts, contexts, reference)
     rows = []
     for cell in full_factorial(order_models(all_models), prompts, contexts):
-        path = generation_path(cell)
+        path = generation_path(cell, generations_dir)
         if cell["model"] not in models:
             reason = "model's training stage is not configured"
         elif cell_id(cell) == cell_id(ref):

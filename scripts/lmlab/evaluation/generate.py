@@ -9,7 +9,7 @@ module stays light.
 import logging
 import time
 
-from lmlab.core.io import read_jsonl, write_jsonl
+from lmlab.core.io import read_jsonl, write_json, write_jsonl
 from lmlab.models.base import load_model, load_tokenizer, model_hash
 from lmlab.models.generation import decoding_settings, generate_batched
 from lmlab.models.templates import render_prompt
@@ -36,6 +36,7 @@ def generate_cell(
     base_dir,
     adapter_dir,
     out_path,
+    timing_path,
     *,
     model_name,
     prompt_name,
@@ -51,8 +52,9 @@ def generate_cell(
     has its own max_new_tokens); identical settings in every cell apart from the cell's own
     factors. Rows: id, task, lang, meta, instruction, input, prompt (as sent, i.e. cut from
     the left when truncated), prompt_tokens (before the cut), prediction, gold, tokens_in,
-    tokens_out, truncated, stopped_at_eos, latency_s, decoding, model, prompt_name,
-    template, constrained, context, base_hash, adapter_hash.
+    tokens_out, truncated, stopped_at_eos, decoding, model, prompt_name,
+    template, constrained, context, base_hash, adapter_hash. The cell's wall-clock seconds go
+    to `timing_path`.
     """
     items = read_jsonl(items_path)
     tokenizer = load_tokenizer(base_dir)
@@ -98,7 +100,6 @@ def generate_cell(
                 "tokens_out": out["tokens_out"],
                 "truncated": out["truncated"],
                 "stopped_at_eos": bool(out["stopped_at_eos"]),
-                "latency_s": out["latency_s"],
                 "decoding": decoding_settings(budget, batch_size, context),
                 "model": model_name,
                 "prompt_name": prompt_name,
@@ -112,6 +113,9 @@ def generate_cell(
     write_jsonl(out_path, rows)
     elapsed = time.perf_counter() - started
     tokens = sum(r["tokens_out"] for r in rows)
+    # Wall clock apart from the rows, so the generations are byte-identical across reruns.
+    write_json(timing_path, {"generate_s": elapsed, "n": len(rows), "tokens_out": tokens,
+                             "latency_s_per_item": elapsed / max(len(rows), 1)})
     log.info("%s/%s/ctx%s: %d items, %d new tokens in %.1f s (%.1f tokens/s)",
              model_name, prompt_name, context, len(rows), tokens, elapsed, tokens / max(elapsed, 1e-9))
     return rows

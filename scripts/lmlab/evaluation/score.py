@@ -9,7 +9,7 @@ from lmlab.core.io import read_jsonl, write_jsonl, write_tsv
 from lmlab.data.metrics import aggregate, score_item
 
 # Generation fields copied into every scored row (cost per example, and what errors need).
-CARRIED_FIELDS = ("tokens_in", "tokens_out", "latency_s", "truncated", "stopped_at_eos")
+CARRIED_FIELDS = ("tokens_in", "tokens_out", "truncated", "stopped_at_eos")
 
 
 def score_rows(gen_rows, rouge_threshold):

@@ -45,7 +45,6 @@ INTERVAL_METRICS = (
     "missing_refusal",
     "length_words",
     "tokens_out",
-    "latency_s",
 )
 
 
@@ -263,7 +262,6 @@ def evaluation_stats(cells, metrics_paths, nll_paths, winrate_paths, out_dir, *,
                 "cell": cell_id(cell),
                 **cell,
                 "n": len(rows),
-                "generate_s": sum(r["latency_s"] for r in rows),
                 "tokens_in": sum(r["tokens_in"] for r in rows),
                 "tokens_out": sum(r["tokens_out"] for r in rows),
                 "truncated": sum(bool(r["truncated"]) for r in rows),

@@ -6,8 +6,9 @@ are built from the numbers, never typed.
 
 from pathlib import Path
 
-from lmlab.core.format import apply_style, fmt_ci
+from lmlab.core.format import apply_style, fmt_ci, save_figure
 from lmlab.core.io import read_json, read_jsonl, read_tsv, write_json, write_tsv
+from lmlab.core.timing import split_timing, write_results
 from lmlab.evaluation.design import cell_id, order_models, parse_cell_id
 from lmlab.evaluation.human import sheet_summary
 from lmlab.evaluation.stats import PRIMARY, winrate_rows
@@ -19,7 +20,7 @@ SECONDARY_METRICS = {
     "summarization": ("rouge_l",),
     "kb_qa": ("f1",),
     "long_context_qa": ("f1",),
-    "all": ("needless_refusal", "missing_refusal", "length_words", "tokens_out", "latency_s"),
+    "all": ("needless_refusal", "missing_refusal", "length_words", "tokens_out"),
 }
 
 
@@ -102,8 +103,7 @@ def _group_ticks(ax, groups, fontsize):
 
 def _save(plt, fig, out_png, out_pdf):
     fig.tight_layout()
-    fig.savefig(out_png, dpi=150)
-    fig.savefig(out_pdf)
+    save_figure(fig, out_png, out_pdf)
     plt.close(fig)
 
 
@@ -177,8 +177,11 @@ def _headline(ref_row, comparisons, winrates, judge_status, ref):
 
 
 def evaluation_summary(stats_json, matrix_tsv, items_path, out_summary, human_eval=None, human_key=None, prompts=None,
-                       sft_template=None):
-    """Rule evaluation_summary: results/evaluation/summary.json, tables/*.tsv and figures/*.{png,pdf}."""
+                       sft_template=None, cell_timings=None, out_timing=None, out_timing_table=None):
+    """Rule evaluation_summary: results/evaluation/summary.json, tables/*.tsv and figures/*.{png,pdf}.
+
+    `cell_timings`: {cell id: its generation timing file}; the wall-clock fields (generation
+    seconds per cell) go to `out_timing` and the `out_timing_table` TSV, not to summary.json."""
     out_dir = Path(out_summary).parent
     tables, figures = out_dir / "tables", out_dir / "figures"
     tables.mkdir(parents=True, exist_ok=True)
@@ -227,16 +230,22 @@ def evaluation_summary(stats_json, matrix_tsv, items_path, out_summary, human_ev
 
     # Every design cell: overall primary metric and cost.
     cost = {c["cell"]: c for c in st["cost"]}
-    cell_rows, cell_summary = [], {}
+    timings = {cid: read_json(path) for cid, path in (cell_timings or {}).items()}
+    for cid, c in cost.items():
+        c["generate_s"] = timings[cid]["generate_s"] if cid in timings else None
+    cell_rows, cell_summary, time_rows = [], {}, []
     for cell in cells:
         cid = cell_id(cell)
         r = lookup.get((cid, "all", PRIMARY))
         c = cost[cid]
         cell_rows.append(
             {"cell": cid, "correct": _fmt_ci(r), "tokens_out_per_item": c["tokens_out"] / c["n"],
-             "latency_s_per_item": c["generate_s"] / c["n"], "generate_s": c["generate_s"],
              "truncated_inputs": c["truncated"], "hit_max_new_tokens": c["hit_max_new_tokens"]}
         )
+        if c["generate_s"] is not None:
+            time_rows.append({"cell": cid, "n": c["n"], "generate_s": c["generate_s"],
+                              "latency_s_per_item": c["generate_s"] / c["n"],
+                              "generated_tokens_per_s": c["tokens_out"] / c["generate_s"] if c["generate_s"] else None})
         cell_summary[cid] = {"correct": _ci(r), **{k: c[k] for k in ("n", "generate_s", "tokens_in", "tokens_out",
                                                                        "truncated", "hit_max_new_tokens")},
                              "by_task": {g: _ci(lookup[(cid, g, PRIMARY)]) for g in tasks if (cid, g, PRIMARY) in lookup}}
@@ -328,11 +337,15 @@ def evaluation_summary(stats_json, matrix_tsv, items_path, out_summary, human_ev
                              "perplexity_high": r["perplexity_high"], "n_nonfinite": r["n_nonfinite"]}
                 for r in st["nll"] if r["task"] == "all"},
         "cost": {
-            "generate_s_total": sum(c["generate_s"] for c in st["cost"]),
+            "generate_s_total": sum(c["generate_s"] or 0.0 for c in st["cost"]),
             "tokens_out_total": sum(c["tokens_out"] for c in st["cost"]),
             "generations": sum(c["n"] for c in st["cost"]),
         },
         "human_eval": sheet_summary(human_eval, human_key),
     }
-    write_json(out_summary, summary)
+    if out_timing:
+        write_results(out_summary, summary, out_timing)
+        write_tsv(out_timing_table, time_rows, ["cell", "n", "generate_s", "latency_s_per_item", "generated_tokens_per_s"])
+    else:
+        write_json(out_summary, split_timing(summary)[0])
     return summary

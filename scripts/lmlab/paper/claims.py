@@ -233,5 +233,5 @@ def threats(summaries, base_model, manifest, config):
                     f"; the machine's 1-minute load average during SFT ranged from {fmt_num(min(loads), 2)} to "
                     f"{fmt_num(max(loads), 2)}, so other work on it moves these times"
                 )
-        add("Timings are single measurements", text + ".", "results/paper/cost/summary.json; results/sft/summary.json: templates.<t>.load_average")
+        add("Timings are single measurements", text + ".", "results/paper/cost/summary.json; results/sft/timing/summary.json: templates.<t>.load_average")
     return out

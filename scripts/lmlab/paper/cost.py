@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 
 from lmlab.core.errors import InputError, input_error
-from lmlab.core.format import apply_style, fmt_fixed
+from lmlab.core.format import apply_style, fmt_fixed, save_figure
 from lmlab.core.io import read_tsv, write_json, write_tsv
 
 BENCHMARK_COLUMNS = ("s", "max_rss", "cpu_time")
@@ -171,8 +171,7 @@ def cost_figure(per_rule, order, out_png, out_pdf):
     ax.set_xlabel("wall time (s, summed over the rule's jobs)")
     ax.set_ylabel("rule")
     fig.tight_layout()
-    fig.savefig(out_png, dpi=150)
-    fig.savefig(out_pdf)
+    save_figure(fig, out_png, out_pdf)
     plt.close(fig)
 
 

@@ -3,14 +3,15 @@ folder, tables exported as LaTeX (booktabs), and the data section's own figure a
 
 Stages follow one contract (docs/CONVENTIONS.md): `results/<stage>/summary.json` holds every
 number the section cites, with tables in `tables/*.tsv` and figures in `figures/*.{png,pdf}`
-beside it, all written by the same rule as the summary. The paper never computes a result;
+beside it, all written by the same rule as the summary; wall-clock numbers live apart in
+`timing/` (summary.json and tables), merged back when the paper reads a stage. The paper never computes a result;
 it formats what the stages wrote, so every number traces back to a results file.
 """
 
 import shutil
 from pathlib import Path
 
-from lmlab.core.format import apply_style
+from lmlab.core.format import apply_style, save_figure
 from lmlab.core.io import read_json, read_tsv, write_json, write_tsv
 
 
@@ -62,8 +63,7 @@ def data_figure(manifest, out_png, out_pdf):
         ax.set_xlabel("items")
     axes[0].legend(loc="lower right", frameon=False)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=150)
-    fig.savefig(out_pdf)
+    save_figure(fig, out_png, out_pdf)
     plt.close(fig)
 
 
@@ -83,12 +83,36 @@ def data_tables(manifest):
     return rows
 
 
-def build_figures(stage_summaries, manifest_path, fig_dir, table_dir):
+# Stages whose every number is a timing (the cost section): their figures and tables go to
+# the paper's timing/ folder with the other stages' timing/ tables (lmlab.core.timing).
+TIMING_STAGES = ("cost",)
+
+
+def _copy_stage(stage, figures, tables, fig_dir, table_dir, prefix, sources):
+    for fig in figures:
+        if fig.suffix in (".png", ".pdf"):
+            target = fig_dir / fig.name
+            if target.exists() and str(sources.get(f"{prefix}figures/{fig.name}")) != str(fig):
+                raise ValueError(f"{fig}: figure name collides with another stage's")
+            shutil.copyfile(fig, target)
+            sources[f"{prefix}figures/{fig.name}"] = str(fig)
+    for tsv in tables:
+        shutil.copyfile(tsv, table_dir / tsv.name)
+        (table_dir / f"{tsv.stem}.tex").write_text(
+            tsv_to_latex(read_tsv(tsv), f"{stage}: {tsv.stem}", tsv.stem), encoding="utf-8"
+        )
+        sources[f"{prefix}tables/{tsv.name}"] = str(tsv)
+        sources[f"{prefix}tables/{tsv.stem}.tex"] = str(tsv)
+
+
+def build_figures(stage_summaries, manifest_path, fig_dir, table_dir, timing_dir):
     """Copy every stage's figures and tables into the report folder, export tables as LaTeX,
-    and draw the data figure. Returns {relative path: source path} for provenance."""
-    fig_dir, table_dir = Path(fig_dir), Path(table_dir)
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    table_dir.mkdir(parents=True, exist_ok=True)
+    and draw the data figure; timing tables and figures (a stage's timing/ folder, the cost
+    stage) go to `timing_dir`/{figures,tables}, so figures/ and tables/ are byte-identical
+    across reruns. Returns {relative path: source path} for provenance."""
+    fig_dir, table_dir, timing_dir = Path(fig_dir), Path(table_dir), Path(timing_dir)
+    for folder in (fig_dir, table_dir, timing_dir / "figures", timing_dir / "tables"):
+        folder.mkdir(parents=True, exist_ok=True)
     sources = {}
     manifest = read_json(manifest_path)
     data_figure(manifest, fig_dir / "data_counts.png", fig_dir / "data_counts.pdf")
@@ -98,22 +122,17 @@ def build_figures(stage_summaries, manifest_path, fig_dir, table_dir):
     write_table(rows, table_dir, "data_files", "Validated input files.")
     sources["tables/data_files.tsv"] = str(manifest_path)
     sources["tables/data_files.tex"] = str(manifest_path)
+    timing_figs, timing_tables = timing_dir / "figures", timing_dir / "tables"
     for stage, summary_path in stage_summaries.items():
         stage_dir = Path(summary_path).parent
-        for fig in sorted((stage_dir / "figures").glob("*")):
-            if fig.suffix in (".png", ".pdf"):
-                target = fig_dir / fig.name
-                if target.exists() and str(sources.get(f"figures/{fig.name}")) != str(fig):
-                    raise ValueError(f"{fig}: figure name collides with another stage's")
-                shutil.copyfile(fig, target)
-                sources[f"figures/{fig.name}"] = str(fig)
-        for tsv in sorted((stage_dir / "tables").glob("*.tsv")):
-            shutil.copyfile(tsv, table_dir / tsv.name)
-            (table_dir / f"{tsv.stem}.tex").write_text(
-                tsv_to_latex(read_tsv(tsv), f"{stage}: {tsv.stem}", tsv.stem), encoding="utf-8"
-            )
-            sources[f"tables/{tsv.name}"] = str(tsv)
-            sources[f"tables/{tsv.stem}.tex"] = str(tsv)
+        figures = sorted((stage_dir / "figures").glob("*"))
+        tables = sorted((stage_dir / "tables").glob("*.tsv"))
+        if stage in TIMING_STAGES:
+            _copy_stage(stage, figures, tables, timing_figs, timing_tables, "timing/", sources)
+        else:
+            _copy_stage(stage, figures, tables, fig_dir, table_dir, "", sources)
+            _copy_stage(stage, [], sorted((stage_dir / "timing").glob("*.tsv")), timing_figs, timing_tables,
+                        "timing/", sources)
     write_json(Path(fig_dir).parent / "figure_sources.json", sources)
     return sources
 

@@ -11,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from lmlab.core.format import fmt_ci, fmt_num, fmt_pct
 from lmlab.core.io import atomic_write, read_json, read_tsv, sha256_file, write_json
+from lmlab.core.timing import read_results
 from lmlab.paper.figures import data_tables
 from lmlab.paper.claims import abstract_sentences, design_table, threats
 from lmlab.paper.questions import answer_questions
@@ -34,8 +35,12 @@ def jinja_env(template_dir):
 
 
 def load_stage(summary_path):
-    summary = read_json(summary_path)
-    tables = {t.stem: read_tsv(t) for t in sorted((Path(summary_path).parent / "tables").glob("*.tsv"))}
+    """A stage's summary with its timings merged back (timing/summary.json beside it, when the
+    stage measures wall clock) and its tables, timing tables included."""
+    stage_dir = Path(summary_path).parent
+    timing = stage_dir / "timing" / "summary.json"
+    summary = read_results(summary_path, timing if timing.exists() else None)
+    tables = {t.stem: read_tsv(t) for t in sorted([*(stage_dir / "tables").glob("*.tsv"), *(stage_dir / "timing").glob("*.tsv")])}
     return summary, tables
 
 

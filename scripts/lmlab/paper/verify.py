@@ -9,7 +9,8 @@ and checks the chain: each input a record read has the hash its producer recorde
 It returns one line per problem, `path: recorded X, now Y, written by rule R`.
 
 Run it on a copy of a run's results as a reviewer would:
-`PYTHONPATH=scripts python -m lmlab.paper.verify results/paper/provenance.json` (or `make verify`).
+`PYTHONPATH=scripts python -m lmlab.paper.verify results/<run_name>/paper/provenance.json`
+(or `make verify [RUN=<run_name>]`).
 """
 
 import sys
@@ -101,10 +102,14 @@ def report(problems, checked, provenance_path):
 
 
 def main(argv=None):
-    """`python -m lmlab.paper.verify [provenance.json [manifest.json]]`, run where the results are."""
+    """`python -m lmlab.paper.verify <root>/paper/provenance.json [manifest.json]`, run where the
+    results are; the manifest defaults to <root>/data/manifest.json of the same run."""
     argv = sys.argv[1:] if argv is None else argv
-    path = argv[0] if argv else "results/paper/provenance.json"
-    manifest = argv[1] if len(argv) > 1 else "results/data/manifest.json"
+    if not argv:
+        print("usage: python -m lmlab.paper.verify <root>/paper/provenance.json [manifest.json]", file=sys.stderr)
+        return 2
+    path = argv[0]
+    manifest = argv[1] if len(argv) > 1 else str(Path(path).parents[1] / "data" / "manifest.json")
     problems, checked = verify(path, manifest_path=manifest)
     print(report(problems, checked, path))
     return 1 if problems else 0

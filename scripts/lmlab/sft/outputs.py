@@ -5,7 +5,9 @@ import json
 from lmlab.core.format import fmt_fixed
 from lmlab.training.outputs import log_rows
 
-LOG_COLUMNS = ["step", "loss", "eval_loss", "learning_rate", "tokens_seen", "elapsed_s"]
+# Columns of train_log.tsv; the rows also carry `elapsed_s` (wall clock), which goes to the
+# adapter's timing file instead, so the folder is byte-identical across reruns.
+LOG_COLUMNS = ["step", "loss", "eval_loss", "learning_rate", "tokens_seen"]
 # train_log.tsv column of each log_history key.
 _LOG_KEYS = {
     "loss": "loss",
@@ -89,15 +91,9 @@ def model_card(record):
         "",
         "## Cost",
         "",
-        f"- wall time of the SFT step (data, model load, GEMM probe, training, evaluations, saving): "
-        f"{r['cost']['wall_s']:.1f} s; training tokens: {r['cost']['tokens']}; tokens/s inside optimizer "
-        f"steps: {r['cost']['tokens_per_s']:.1f}",
-        f"- achieved FLOP/s ({r['cost']['flops_formula']}): {r['cost']['achieved_flops_per_s']:.3e}; "
-        f"measured GEMM FLOP/s: {r['cost']['probe_flops_per_s']:.3e}; ratio "
-        f"{r['cost']['achieved_over_probe']:.3f}",
-        f"- CPU time inside optimizer steps (all threads): {r['cost']['train_step_cpu_s']:.1f} s; 1-minute load "
-        f"average at the end: {fmt_fixed(r['cost']['load_average'], 1, missing='n/a')} (wall-clock rates are lower on a shared machine)",
-        f"- peak memory: {r['cost']['peak_memory_bytes'] / 2**20:.0f} MiB ({r['cost']['peak_memory_kind']})",
+        f"Wall time, tokens/s, achieved FLOP/s over the GEMM probe and peak memory are timings: "
+        f"they differ between reruns, so they are kept apart from this folder, in "
+        f"`{r['timing_file']}` beside the stage's other timings (results/<run>/sft/timing/).",
         "",
         "## Hardware and software",
         "",
@@ -115,7 +111,7 @@ def model_card(record):
         "",
         "`adapter_config.json` + `adapter_model.safetensors` (load with "
         "`PeftModel.from_pretrained(base, this_folder)`), the tokenizer, `training_config.json` "
-        "(the SFTConfig and LoRA config as used), `train_log.tsv`, `cost.json`, `metrics.json`.",
+        "(the SFTConfig and LoRA config as used), `train_log.tsv`, `metrics.json`.",
         "",
     ]
     return "\n".join(lines)

@@ -1,18 +1,22 @@
 """The SFT stage's paper inputs: results/sft/summary.json, the cost and loss tables, the loss curves.
 
-Reads only the adapter folders' metrics.json, cost.json, training_config.json and train_log.tsv.
+Reads only the adapter folders' metrics.json, training_config.json and train_log.tsv, and each
+adapter's timing file (its cost.json); wall-clock numbers go to timing/summary.json and the cost
+table to timing/, so summary.json is byte-identical across reruns.
 """
 
 from pathlib import Path
 
-from lmlab.core.format import fmt_fixed
-from lmlab.core.io import read_json, read_tsv, write_json, write_tsv
+from lmlab.core.format import fmt_fixed, save_figure
+from lmlab.core.io import read_json, read_tsv, write_tsv
+from lmlab.core.timing import write_results
 from lmlab.sft.outputs import LOG_COLUMNS
 
 FLOPS_FORMULA_TEXT = "6 x N_forward x training tokens"
 
 
-def summarize(adapter_dirs, summary_path, cost_table, loss_table, figure_png, figure_pdf):
+def summarize(adapter_dirs, timing_paths, summary_path, timing_summary_path, cost_table, loss_table, figure_png,
+              figure_pdf):
     """results/sft/: summary.json, tables/sft_cost.tsv, tables/sft_losses.tsv, figures/sft_curves.*
 
     Every number of the paper's SFT section is in summary.json; the tables hold the same numbers
@@ -28,7 +32,7 @@ def summarize(adapter_dirs, summary_path, cost_table, loss_table, figure_png, fi
     for template, folder in adapter_dirs.items():
         folder = Path(folder)
         metrics = read_json(folder / "metrics.json")
-        cost = read_json(folder / "cost.json")
+        cost = read_json(timing_paths[template])
         training = read_json(folder / "training_config.json")
         settings = settings or training["lmlab_sft"]
         curve = read_tsv(folder / "train_log.tsv")
@@ -124,7 +128,7 @@ def summarize(adapter_dirs, summary_path, cost_table, loss_table, figure_png, fi
             else {}
         ),
     }
-    write_json(summary_path, summary)
+    write_results(summary_path, summary, timing_summary_path)
     write_tsv(cost_table, cost_rows, columns=list(cost_rows[0]) if cost_rows else ["template"])
     write_tsv(loss_table, loss_rows, columns=["template", *LOG_COLUMNS], digits=6)
 
@@ -147,8 +151,6 @@ def summarize(adapter_dirs, summary_path, cost_table, loss_table, figure_png, fi
     fig.tight_layout()
     for path in (figure_png, figure_pdf):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    # Fixed metadata, so equal curves give equal bytes.
-    fig.savefig(figure_png, dpi=150, metadata={"Software": None})
-    fig.savefig(figure_pdf, metadata={"CreationDate": None, "Creator": None, "Producer": None})
+    save_figure(fig, figure_png, figure_pdf)
     plt.close(fig)
     return summary

@@ -8,7 +8,7 @@ Training runs in a work dir (checkpoints every `save_steps`) through the trainer
 (`lmlab.training`): a run stopped by SIGTERM saves a checkpoint and exits 143, a run killed
 by SIGKILL loses at most `save_steps` steps, and either one, started again with the same
 config, resumes from the last complete checkpoint. The finished adapter (+ tokenizer,
-training_config.json, README.md card, train_log.tsv, cost.json, metrics.json) is assembled
+training_config.json, README.md card, train_log.tsv, metrics.json; the cost goes to a timing file) is assembled
 in the work dir and moved into the output folder in one rename, so the output folder exists
 only when it is complete.
 
@@ -190,12 +190,15 @@ def train_sft(
     out_dir,
     work_dir,
     template,
+    timing_path,
     cfg=None,
     seed=0,
     manifest_path=None,
     callbacks=(),
 ):
-    """Train one adapter; write `out_dir` complete or not at all. Returns metrics.json's dict.
+    """Train one adapter; write `out_dir` complete or not at all, and its wall-clock cost to
+    `timing_path` (apart from the adapter, so the folder is byte-identical across reruns).
+    Returns metrics.json's dict.
 
     `train_paths`: {dataset name: validated JSONL path} for the names in cfg["mix"].
     Raises TrainingInterrupted (exit code 143) after saving a checkpoint when SIGTERM arrives.
@@ -205,7 +208,7 @@ def train_sft(
     device, dtype = start_run(seed)
     state = PartialState()
     qlora = resolve_qlora(cfg["qlora"], device == "cuda")
-    base_dir, out_dir, work_dir = Path(base_dir), Path(out_dir), Path(work_dir)
+    base_dir, out_dir, work_dir, timing_path = Path(base_dir), Path(out_dir), Path(work_dir), Path(timing_path)
     base_record = read_json(base_dir / "base_model.json") if (base_dir / "base_model.json").exists() else {}
     manifest = read_json(manifest_path) if manifest_path else {}
     tokenizer = load_tokenizer(base_dir, padding_side="right")
@@ -274,6 +277,7 @@ def train_sft(
             "train_step_cpu_s": clock.step_cpu_s,
             "cpu_s": time.process_time(),
             "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "elapsed_s_by_step": {str(r["step"]): r["elapsed_s"] for r in rows if "elapsed_s" in r},
         },
     )
     metrics = {
@@ -316,7 +320,6 @@ def train_sft(
         },
     )
     write_tsv(staging / "train_log.tsv", rows, columns=LOG_COLUMNS, digits=6)
-    write_json(staging / "cost.json", cost)
     write_json(staging / "metrics.json", metrics)
     record = {
         "template": template,
@@ -339,7 +342,7 @@ def train_sft(
         "selection": selection,
         "kept": kept,
         "resumed_from": Path(resume).name if resume else None,
-        "cost": cost,
+        "timing_file": timing_path.name,
         "hardware": hardware(),
         "packages": {
             k: v
@@ -351,6 +354,7 @@ def train_sft(
 
     # The one step that makes the output visible: a rename of the finished folder.
     publish(staging, out_dir)
+    write_json(timing_path, cost)
     if not cfg["keep_work_dir"]:
         shutil.rmtree(work_dir, ignore_errors=True)
     state.wait_for_everyone()

@@ -166,10 +166,12 @@ def run_trainer(trainer, work_dir, record, device):
     }
 
 
-def finish(trainer, tokenizer, out_dir, work_dir, card_title, card_sections, training_config, log_keys, cost):
-    """Write the adapter folder (adapter, tokenizer, card, config, log, cost), publish it and
-    remove the work folder. Under DDP only the main process writes; the others wait for it and
-    return the same cost record."""
+def finish(trainer, tokenizer, out_dir, work_dir, card_title, card_sections, training_config, log_keys, cost,
+           timing_path):
+    """Write the adapter folder (adapter, tokenizer, card, config, log), publish it, write the
+    cost record to `timing_path` (wall clock: apart from the folder, which is byte-identical
+    across reruns) and remove the work folder. Under DDP only the main process writes; the
+    others wait for it and return the same cost record."""
     state = PartialState()
     model = trainer.model
     check_finite(model)
@@ -187,14 +189,16 @@ def finish(trainer, tokenizer, out_dir, work_dir, card_title, card_sections, tra
     tokenizer.save_pretrained(tmp)
     write_train_log(tmp / "train_log.tsv", trainer.state.log_history)
     write_json(tmp / "training_config.json", training_config)
-    write_json(tmp / "cost.json", cost)
     sections = [
         *card_sections,
         ("Final metrics (mean of the last quarter of logged steps)", kv_lines(metrics)),
-        ("Cost", kv_lines({k: v for k, v in cost.items() if k != "final_metrics"})),
+        ("Run", [f"- optimizer steps: {cost['steps']}; resumed from a checkpoint: {cost.get('resumed_from') or 'no'}"]),
+        ("Cost", [f"Wall time, CPU time and the GEMM probe are timings: they differ between reruns, so they are "
+                  f"kept apart from this folder, in `{Path(timing_path).name}` (the stage's timing/ folder)."]),
     ]
     write_card(tmp / "README.md", card_title, sections)
     publish(tmp, out_dir)
+    write_json(timing_path, cost)
     shutil.rmtree(work_dir, ignore_errors=True)
     state.wait_for_everyone()
     return cost
