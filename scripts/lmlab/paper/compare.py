@@ -27,9 +27,10 @@ TIMING_FILES = {"paper/paper.html", "paper/provenance.json", "paper/snakemake-re
 
 
 def is_timing(rel_path):
-    """True for a path (relative to a run's root) that holds timings, not results."""
+    """True for a path (relative to a run's root) that holds timings, not results: a file in
+    a timing folder, or such a folder itself (a rule's folder output, like paper/timing)."""
     rel = Path(rel_path).as_posix()
-    return rel in TIMING_FILES or bool(TIMING_DIRS & set(Path(rel).parts[:-1]))
+    return rel in TIMING_FILES or bool(TIMING_DIRS & set(Path(rel).parts))
 
 
 def recorded_outputs(root):
