@@ -1,9 +1,10 @@
-# Agent ablation: one job per model x arm runs the agent loop on the same seeded task subset
-# with the same step budget and writes results/agents/{model}/{arm}/traces.jsonl +
-# metrics.json + per_task.tsv; agents_summary turns them into results/agents/summary.json,
-# tables/ and figures/ (paper section "agents").
+# Agent ablation: one job per model x arm x training seed runs the agent loop on the same
+# seeded task subset with the same step budget and writes
+# <root>/seed-{seed}/agents/{model}/{arm}/traces.jsonl + metrics.json + per_task.tsv;
+# agents_summary turns them into .../agents/summary.json, tables/ and figures/ (paper section
+# "agents").
 AGENTS = config["agents"]
-AGENTS_DIR = f"{RESULTS}/agents"
+AGENTS_DIR = f"{SEED_ROOT}/agents"
 AGENTS_SEED = AGENTS["seed"] if AGENTS["seed"] is not None else config["seed"]
 # The agents run the SFT adapter that the alignment stage aligns.
 AGENTS_SFT_TEMPLATE = alignment_template()
@@ -28,7 +29,7 @@ rule agents_run:
         # The adapter folder, for models that have one.
         unpack(
             lambda wc: (
-                {"adapter": AGENTS_ADAPTERS[wc.model]}
+                {"adapter": at_seed(AGENTS_ADAPTERS[wc.model], wc.seed)}
                 if AGENTS_ADAPTERS[wc.model]
                 else {}
             )
@@ -41,11 +42,11 @@ rule agents_run:
         metrics=f"{AGENTS_DIR}/{{model}}/{{arm}}/metrics.json",
         per_task=f"{AGENTS_DIR}/{{model}}/{{arm}}/per_task.tsv",
         timing=f"{AGENTS_DIR}/timing/{{model}}/{{arm}}.json",
-        prov=prov("agents_run-{model}-{arm}"),
+        prov=prov("agents_run-{model}-{arm}-seed{seed}"),
     log:
-        log_path("agents_run-{model}-{arm}"),
+        log_path("agents_run-{model}-{arm}-seed{seed}"),
     benchmark:
-        bench("agents_run-{model}-{arm}")
+        bench("agents_run-{model}-{arm}-seed{seed}")
     wildcard_constraints:
         model="|".join(AGENTS_MODELS),
         arm="|".join(AGENTS_ARMS),
@@ -55,7 +56,7 @@ rule agents_run:
     resources:
         **gpu_resources("agents_run"),
     params:
-        adapter=lambda wildcards: AGENTS_ADAPTERS[wildcards.model],
+        adapter=lambda wc: at_seed(AGENTS_ADAPTERS[wc.model], wc.seed),
         run=AGENTS_RUN_SETTINGS,
     script:
         "../scripts/agents_run.py"
@@ -76,11 +77,11 @@ rule agents_summary:
         categories=f"{AGENTS_DIR}/tables/agent_categories.tsv",
         png=f"{AGENTS_DIR}/figures/agent_ablation.png",
         pdf=f"{AGENTS_DIR}/figures/agent_ablation.pdf",
-        prov=prov("agents_summary"),
+        prov=prov("agents_summary-seed{seed}"),
     log:
-        log_path("agents_summary"),
+        log_path("agents_summary-seed{seed}"),
     benchmark:
-        bench("agents_summary")
+        bench("agents_summary-seed{seed}")
     conda:
         "../envs/agents.yaml"
     threads: 1
@@ -105,7 +106,13 @@ rule agents_summary:
         "../scripts/agents_summary.py"
 
 
-PROVENANCE.extend(prov(f"agents_run-{m}-{a}") for m, a in AGENTS_RUNS)
-PROVENANCE.append(prov("agents_summary"))
+PROVENANCE.extend(
+    for_seeds(
+        [
+            *[prov(f"agents_run-{m}-{a}-seed{{seed}}") for m, a in AGENTS_RUNS],
+            prov("agents_summary-seed{seed}"),
+        ]
+    )
+)
 PAPER_INPUTS["agents"] = f"{AGENTS_DIR}/summary.json"
 PAPER_TIMINGS["agents"] = f"{AGENTS_DIR}/timing/summary.json"

@@ -5,10 +5,10 @@
 ALIGN = config["alignment"]
 ALIGN_TEMPLATE = alignment_template()
 SFT_START = sft_adapter(ALIGN_TEMPLATE)
-ALIGN_DIR = f"{RESULTS}/alignment"
+ALIGN_DIR = f"{SEED_ROOT}/alignment"
 # Checkpoints of unfinished training runs live here (not a declared output, so a killed
 # job's checkpoints survive Snakemake's cleanup and the rerun resumes from them).
-ALIGN_WORK = f"{RESULTS}/work/alignment"
+ALIGN_WORK = f"{SEED_ROOT}/work/alignment"
 DPO_BETAS = dpo_betas()
 DPO_MODELS = {b: dpo_adapter(b) for b in DPO_BETAS}
 RLOO_MODELS = {arm: rloo_adapter(arm) for arm in ALIGN["rloo"]["arms"]}
@@ -26,11 +26,11 @@ rule alignment_sample:
         sft=SFT_START,
     output:
         samples=f"{ALIGN_DIR}/onpolicy_samples.jsonl",
-        prov=prov("alignment_sample"),
+        prov=prov("alignment_sample-seed{seed}"),
     log:
-        log_path("alignment_sample"),
+        log_path("alignment_sample-seed{seed}"),
     benchmark:
-        bench("alignment_sample")
+        bench("alignment_sample-seed{seed}")
     conda:
         "../envs/train.yaml"
     threads: CPU_THREADS
@@ -53,11 +53,11 @@ rule alignment_pairs:
     output:
         pairs=f"{ALIGN_DIR}/train_pairs.jsonl",
         summary=f"{ALIGN_DIR}/pairs_summary.json",
-        prov=prov("alignment_pairs"),
+        prov=prov("alignment_pairs-seed{seed}"),
     log:
-        log_path("alignment_pairs"),
+        log_path("alignment_pairs-seed{seed}"),
     benchmark:
-        bench("alignment_pairs")
+        bench("alignment_pairs-seed{seed}")
     conda:
         "../envs/train.yaml"
     threads: 1
@@ -81,11 +81,11 @@ rule alignment_reward:
     output:
         model=directory(reward_model()),
         timing=f"{ALIGN_DIR}/timing/reward.json",
-        prov=prov("alignment_reward"),
+        prov=prov("alignment_reward-seed{seed}"),
     log:
-        log_path("alignment_reward"),
+        log_path("alignment_reward-seed{seed}"),
     benchmark:
-        bench("alignment_reward")
+        bench("alignment_reward-seed{seed}")
     conda:
         "../envs/train.yaml"
     threads: CPU_THREADS
@@ -109,11 +109,11 @@ rule alignment_reward_eval:
     output:
         accuracy=f"{ALIGN_DIR}/reward_accuracy.json",
         scores=f"{ALIGN_DIR}/reward_scores.jsonl",
-        prov=prov("alignment_reward_eval"),
+        prov=prov("alignment_reward_eval-seed{seed}"),
     log:
-        log_path("alignment_reward_eval"),
+        log_path("alignment_reward_eval-seed{seed}"),
     benchmark:
-        bench("alignment_reward_eval")
+        bench("alignment_reward_eval-seed{seed}")
     conda:
         "../envs/train.yaml"
     threads: CPU_THREADS
@@ -137,11 +137,11 @@ rule alignment_dpo:
     output:
         model=directory(dpo_adapter("{beta}")),
         timing=f"{ALIGN_DIR}/timing/dpo-beta{{beta}}.json",
-        prov=prov("alignment_dpo-beta{beta}"),
+        prov=prov("alignment_dpo-beta{beta}-seed{seed}"),
     log:
-        log_path("alignment_dpo-beta{beta}"),
+        log_path("alignment_dpo-beta{beta}-seed{seed}"),
     benchmark:
-        bench("alignment_dpo-beta{beta}")
+        bench("alignment_dpo-beta{beta}-seed{seed}")
     conda:
         "../envs/train.yaml"
     threads: CPU_THREADS
@@ -168,11 +168,11 @@ rule alignment_orpo:
     output:
         model=directory(aligned_models()["orpo"]),
         timing=f"{ALIGN_DIR}/timing/orpo.json",
-        prov=prov("alignment_orpo"),
+        prov=prov("alignment_orpo-seed{seed}"),
     log:
-        log_path("alignment_orpo"),
+        log_path("alignment_orpo-seed{seed}"),
     benchmark:
-        bench("alignment_orpo")
+        bench("alignment_orpo-seed{seed}")
     conda:
         "../envs/train.yaml"
     threads: CPU_THREADS
@@ -192,18 +192,24 @@ rule alignment_orpo:
 rule alignment_rloo:
     input:
         # Only the learned-reward arm depends on the reward model.
-        unpack(lambda wc: {"reward_model": reward_model()} if wc.arm == "rm" else {}),
+        unpack(
+            lambda wc: (
+                {"reward_model": at_seed(reward_model(), wc.seed)}
+                if wc.arm == "rm"
+                else {}
+            )
+        ),
         sft_train=data_path("sft_train"),
         base=BASE,
         sft=SFT_START,
     output:
         model=directory(rloo_adapter("{arm}")),
         timing=f"{ALIGN_DIR}/timing/rloo_{{arm}}.json",
-        prov=prov("alignment_rloo_{arm}"),
+        prov=prov("alignment_rloo_{arm}-seed{seed}"),
     log:
-        log_path("alignment_rloo_{arm}"),
+        log_path("alignment_rloo_{arm}-seed{seed}"),
     benchmark:
-        bench("alignment_rloo_{arm}")
+        bench("alignment_rloo_{arm}-seed{seed}")
     conda:
         "../envs/train.yaml"
     threads: CPU_THREADS
@@ -249,11 +255,11 @@ rule alignment_summary:
         timing=f"{ALIGN_DIR}/timing/summary.json",
         tables=directory(f"{ALIGN_DIR}/tables"),
         figures=directory(f"{ALIGN_DIR}/figures"),
-        prov=prov("alignment_summary"),
+        prov=prov("alignment_summary-seed{seed}"),
     log:
-        log_path("alignment_summary"),
+        log_path("alignment_summary-seed{seed}"),
     benchmark:
-        bench("alignment_summary")
+        bench("alignment_summary-seed{seed}")
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -263,7 +269,7 @@ rule alignment_summary:
         dpo_betas=DPO_BETAS,
         rloo_arms=list(RLOO_MODELS),
         main_beta=DPO_BETAS[0],
-        timed_models=list(ALIGN_TIMINGS),
+        timed_models=lambda wc: at_seed(list(ALIGN_TIMINGS), wc.seed),
         protocol={
             "sft_template": ALIGN_TEMPLATE,
             "train": ALIGN["train"],
@@ -277,16 +283,18 @@ rule alignment_summary:
 
 
 PROVENANCE.extend(
-    [
-        prov("alignment_sample"),
-        prov("alignment_pairs"),
-        prov("alignment_reward"),
-        prov("alignment_reward_eval"),
-        *[prov(f"alignment_dpo-beta{b}") for b in DPO_BETAS],
-        prov("alignment_orpo"),
-        *[prov(f"alignment_rloo_{arm}") for arm in RLOO_MODELS],
-        prov("alignment_summary"),
-    ]
+    for_seeds(
+        [
+            prov("alignment_sample-seed{seed}"),
+            prov("alignment_pairs-seed{seed}"),
+            prov("alignment_reward-seed{seed}"),
+            prov("alignment_reward_eval-seed{seed}"),
+            *[prov(f"alignment_dpo-beta{b}-seed{{seed}}") for b in DPO_BETAS],
+            prov("alignment_orpo-seed{seed}"),
+            *[prov(f"alignment_rloo_{arm}-seed{{seed}}") for arm in RLOO_MODELS],
+            prov("alignment_summary-seed{seed}"),
+        ]
+    )
 )
 PAPER_INPUTS["alignment"] = f"{ALIGN_DIR}/summary.json"
 PAPER_TIMINGS["alignment"] = f"{ALIGN_DIR}/timing/summary.json"

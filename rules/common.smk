@@ -36,6 +36,35 @@ def data_path(name):
 
 BASE = f"{RESULTS}/models/base/{config['base_model']['name']}"
 
+# ---- seeds: training and everything downstream of it run once per training seed, under
+# <root>/seed-<seed>/ (the {seed} wildcard); data, base model, test set and context study are
+# shared by all seeds. The paper's item-level analyses show the first seed.
+SEEDS = [str(s) for s in (config["seeds"] or [config["seed"]])]
+REFERENCE_SEED = SEEDS[0]
+SEED_ROOT = f"{RESULTS}/seed-{{seed}}"
+
+
+wildcard_constraints:
+    seed=r"\d+",
+
+
+def for_seeds(pattern, seeds=None):
+    """A path pattern with {seed} -> one path per training seed (other wildcards kept)."""
+    patterns = pattern if isinstance(pattern, list) else [pattern]
+    return expand(patterns, seed=seeds or SEEDS, allow_missing=True)
+
+
+def at_seed(pattern, seed):
+    """A path pattern (or a list of them) with {seed} -> the path(s) of one seed; for input
+    functions and params that Snakemake does not fill with the job's wildcards."""
+    paths = for_seeds(pattern, [str(seed)])
+    return paths if isinstance(pattern, list) else paths[0]
+
+
+def of_reference_seed(pattern):
+    """A path pattern with {seed} -> the path of the first seed (the paper's item-level one)."""
+    return at_seed(pattern, REFERENCE_SEED)
+
 
 # ---- which models this config trains: facts every stage needs, computed from the config
 # alone, so no rules file depends on another one's globals or on include order.
@@ -43,7 +72,7 @@ BASE = f"{RESULTS}/models/base/{config['base_model']['name']}"
 
 def sft_adapter(template):
     """The SFT adapter folder of a prompt template."""
-    return f"{RESULTS}/models/sft/{template}"
+    return f"{SEED_ROOT}/models/sft/{template}"
 
 
 def alignment_template():
@@ -58,23 +87,23 @@ def dpo_betas():
 
 
 def dpo_adapter(beta):
-    return f"{RESULTS}/models/dpo/{alignment_template()}-beta{beta}"
+    return f"{SEED_ROOT}/models/dpo/{alignment_template()}-beta{beta}"
 
 
 def rloo_adapter(arm):
-    return f"{RESULTS}/models/rloo_{arm}/{alignment_template()}"
+    return f"{SEED_ROOT}/models/rloo_{arm}/{alignment_template()}"
 
 
 def reward_model():
     """The learned reward model (the evaluation stage's judge)."""
-    return f"{RESULTS}/models/reward/{alignment_template()}"
+    return f"{SEED_ROOT}/models/reward/{alignment_template()}"
 
 
 def aligned_models():
     """{name: adapter folder} of the aligned policies, each loadable on top of BASE."""
     return {
         "dpo": dpo_adapter(dpo_betas()[0]),
-        "orpo": f"{RESULTS}/models/orpo/{alignment_template()}",
+        "orpo": f"{SEED_ROOT}/models/orpo/{alignment_template()}",
         **{
             f"rloo_{arm}": rloo_adapter(arm)
             for arm in config["alignment"]["rloo"]["arms"]
@@ -123,7 +152,7 @@ def agent_runs():
 
 
 def agent_metrics(model, arm):
-    return f"{RESULTS}/agents/{model}/{arm}/metrics.json"
+    return f"{SEED_ROOT}/agents/{model}/{arm}/metrics.json"
 
 
 def cpu_resources(rule_name):

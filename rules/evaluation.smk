@@ -1,7 +1,8 @@
-# Experiment matrix, metrics, win rates, statistics, errors.
-# Cells: results/evaluation/generations/{model}/{prompt}/ctx{context}.jsonl -> results/evaluation/metrics/... ->
-# results/evaluation/stats/ -> results/evaluation/summary.json (paper section "evaluation"); errors ->
-# results/evaluation/errors/ (section "errors"); the blind human-evaluation sheet -> results/evaluation/human_eval/.
+# Experiment matrix, metrics, win rates, statistics, errors; once per training seed, on one
+# shared test set (<root>/evaluation/test_items.jsonl). Under <root>/seed-{seed}/evaluation/:
+# cells generations/{model}/{prompt}/ctx{context}.jsonl -> metrics/... -> stats/ -> summary.json
+# (paper section "evaluation"); errors/ (section "errors"); the blind human-evaluation sheet
+# human_eval/.
 from lmlab.evaluation.design import (
     baseline_of,
     cell_id,
@@ -13,8 +14,9 @@ from lmlab.evaluation.design import (
 )
 
 EVAL = config["evaluation"]
-EVAL_DIR = f"{RESULTS}/evaluation"
-EVAL_ITEMS = f"{EVAL_DIR}/test_items.jsonl"
+EVAL_DIR = f"{SEED_ROOT}/evaluation"
+# The items are fixed before any model is scored, and the same for every seed.
+EVAL_ITEMS = f"{RESULTS}/evaluation/test_items.jsonl"
 GEN_DIR = f"{EVAL_DIR}/generations"
 METRICS_DIR = f"{EVAL_DIR}/metrics"
 STATS_DIR = f"{EVAL_DIR}/stats"
@@ -105,7 +107,7 @@ rule evaluation_generate:
     input:
         unpack(
             lambda wc: (
-                {"adapter": EVAL_AVAILABLE[wc.model]}
+                {"adapter": at_seed(EVAL_AVAILABLE[wc.model], wc.seed)}
                 if EVAL_AVAILABLE[wc.model]
                 else {}
             )
@@ -115,11 +117,11 @@ rule evaluation_generate:
     output:
         generations=f"{GEN_DIR}/{{model}}/{{prompt}}/ctx{{context}}.jsonl",
         timing=f"{EVAL_TIMING}/generations/{{model}}/{{prompt}}/ctx{{context}}.json",
-        prov=prov("evaluation_generate-{model}-{prompt}-ctx{context}"),
+        prov=prov("evaluation_generate-{model}-{prompt}-ctx{context}-seed{seed}"),
     log:
-        log_path("evaluation_generate-{model}-{prompt}-ctx{context}"),
+        log_path("evaluation_generate-{model}-{prompt}-ctx{context}-seed{seed}"),
     benchmark:
-        bench("evaluation_generate-{model}-{prompt}-ctx{context}")
+        bench("evaluation_generate-{model}-{prompt}-ctx{context}-seed{seed}")
     wildcard_constraints:
         model="|".join(EVAL_MODELS),
         prompt="|".join(EVAL_PROMPTS),
@@ -144,11 +146,11 @@ rule evaluation_score:
     output:
         per_item=f"{METRICS_DIR}/{{model}}/{{prompt}}/ctx{{context}}.jsonl",
         aggregate=f"{METRICS_DIR}/{{model}}/{{prompt}}/ctx{{context}}.tsv",
-        prov=prov("evaluation_score-{model}-{prompt}-ctx{context}"),
+        prov=prov("evaluation_score-{model}-{prompt}-ctx{context}-seed{seed}"),
     log:
-        log_path("evaluation_score-{model}-{prompt}-ctx{context}"),
+        log_path("evaluation_score-{model}-{prompt}-ctx{context}-seed{seed}"),
     benchmark:
-        bench("evaluation_score-{model}-{prompt}-ctx{context}")
+        bench("evaluation_score-{model}-{prompt}-ctx{context}-seed{seed}")
     wildcard_constraints:
         model="|".join(EVAL_MODELS),
         prompt="|".join(EVAL_PROMPTS),
@@ -170,7 +172,7 @@ rule evaluation_nll:
     input:
         unpack(
             lambda wc: (
-                {"adapter": EVAL_AVAILABLE[wc.model]}
+                {"adapter": at_seed(EVAL_AVAILABLE[wc.model], wc.seed)}
                 if EVAL_AVAILABLE[wc.model]
                 else {}
             )
@@ -179,11 +181,11 @@ rule evaluation_nll:
         base=BASE,
     output:
         nll=f"{METRICS_DIR}/{{model}}/nll.jsonl",
-        prov=prov("evaluation_nll-{model}"),
+        prov=prov("evaluation_nll-{model}-seed{seed}"),
     log:
-        log_path("evaluation_nll-{model}"),
+        log_path("evaluation_nll-{model}-seed{seed}"),
     benchmark:
-        bench("evaluation_nll-{model}")
+        bench("evaluation_nll-{model}-seed{seed}")
     wildcard_constraints:
         model="|".join(EVAL_AXIS_MODELS),
     conda:
@@ -203,18 +205,18 @@ rule evaluation_nll:
 rule evaluation_judge:
     input:
         test_items=EVAL_ITEMS,
-        generations=[EVAL_REF_GEN.format(model=m) for m in EVAL_JUDGED],
+        generations=expand(EVAL_REF_GEN, model=EVAL_JUDGED, allow_missing=True),
         base=BASE,
         reward_model=EVAL_REWARD or [],
     output:
         scores=f"{WIN_DIR}/reward_scores.jsonl",
         results=[f"{WIN_DIR}/{a}_vs_{b}.json" for a, b in EVAL_PAIRS],
         per_item=[f"{WIN_DIR}/{a}_vs_{b}.jsonl" for a, b in EVAL_PAIRS],
-        prov=prov("evaluation_judge"),
+        prov=prov("evaluation_judge-seed{seed}"),
     log:
-        log_path("evaluation_judge"),
+        log_path("evaluation_judge-seed{seed}"),
     benchmark:
-        bench("evaluation_judge")
+        bench("evaluation_judge-seed{seed}")
     conda:
         "../envs/eval.yaml"
     threads: CPU_THREADS
@@ -239,11 +241,11 @@ rule evaluation_matrix:
         agents=[row["path"] for row in EVAL_AGENT_ROWS],
     output:
         matrix=f"{EVAL_DIR}/matrix.tsv",
-        prov=prov("evaluation_matrix"),
+        prov=prov("evaluation_matrix-seed{seed}"),
     log:
-        log_path("evaluation_matrix"),
+        log_path("evaluation_matrix-seed{seed}"),
     benchmark:
-        bench("evaluation_matrix")
+        bench("evaluation_matrix-seed{seed}")
     conda:
         "../envs/eval.yaml"
     threads: 1
@@ -257,8 +259,10 @@ rule evaluation_matrix:
         design=EVAL["design"],
         reference=EVAL_REF,
         # The folder itself: the matrix also reports off-design cells, which are not inputs.
-        generations_dir=lambda wildcards: GEN_DIR,
-        agent_arms=EVAL_AGENT_ROWS,
+        generations_dir=lambda wc: at_seed(GEN_DIR, wc.seed),
+        agent_arms=lambda wc: [
+            {**row, "path": at_seed(row["path"], wc.seed)} for row in EVAL_AGENT_ROWS
+        ],
     script:
         "../scripts/evaluation_matrix.py"
 
@@ -266,7 +270,11 @@ rule evaluation_matrix:
 rule evaluation_stats:
     input:
         metrics=[f"{METRICS_DIR}/{c}.jsonl" for c in EVAL_CELL_IDS],
-        nll=expand(f"{METRICS_DIR}/{{model}}/nll.jsonl", model=EVAL_AXIS_MODELS),
+        nll=expand(
+            f"{METRICS_DIR}/{{model}}/nll.jsonl",
+            model=EVAL_AXIS_MODELS,
+            allow_missing=True,
+        ),
         winrates=[f"{WIN_DIR}/{a}_vs_{b}.json" for a, b in EVAL_PAIRS],
     output:
         intervals=f"{STATS_DIR}/intervals.tsv",
@@ -275,11 +283,11 @@ rule evaluation_stats:
         nll_comparisons=f"{STATS_DIR}/nll_comparisons.tsv",
         winrates=f"{STATS_DIR}/winrates.tsv",
         stats=f"{STATS_DIR}/stats.json",
-        prov=prov("evaluation_stats"),
+        prov=prov("evaluation_stats-seed{seed}"),
     log:
-        log_path("evaluation_stats"),
+        log_path("evaluation_stats-seed{seed}"),
     benchmark:
-        bench("evaluation_stats")
+        bench("evaluation_stats-seed{seed}")
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -293,7 +301,9 @@ rule evaluation_stats:
         n_resamples=EVAL["n_resamples"],
         confidence=EVAL["confidence"],
         alpha=EVAL["alpha"],
-        judge_status=judge_status(EVAL_REWARD),
+        judge_status=lambda wc: judge_status(
+            at_seed(EVAL_REWARD, wc.seed) if EVAL_REWARD else None
+        ),
         primary=EVAL["primary"],
     script:
         "../scripts/evaluation_stats.py"
@@ -323,17 +333,19 @@ rule evaluation_summary:
                 "winrates",
                 "nll",
             ],
+            allow_missing=True,
         ),
         figures=expand(
             f"{EVAL_DIR}/figures/evaluation_{{name}}.{{ext}}",
             name=["primary_by_model", "factors"],
             ext=["png", "pdf"],
+            allow_missing=True,
         ),
-        prov=prov("evaluation_summary"),
+        prov=prov("evaluation_summary-seed{seed}"),
     log:
-        log_path("evaluation_summary"),
+        log_path("evaluation_summary-seed{seed}"),
     benchmark:
-        bench("evaluation_summary")
+        bench("evaluation_summary-seed{seed}")
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -357,12 +369,13 @@ rule evaluation_errors:
         tables=expand(
             f"{ERRORS_DIR}/tables/errors_{{name}}.tsv",
             name=["counts", "by_cell", "examples"],
+            allow_missing=True,
         ),
-        prov=prov("evaluation_errors"),
+        prov=prov("evaluation_errors-seed{seed}"),
     log:
-        log_path("evaluation_errors"),
+        log_path("evaluation_errors-seed{seed}"),
     benchmark:
-        bench("evaluation_errors")
+        bench("evaluation_errors-seed{seed}")
     conda:
         "../envs/eval.yaml"
     threads: 1
@@ -381,16 +394,16 @@ rule evaluation_errors:
 rule evaluation_human_sheet:
     input:
         test_items=EVAL_ITEMS,
-        generations=[EVAL_REF_GEN.format(model=m) for m in EVAL_AXIS_MODELS],
+        generations=expand(EVAL_REF_GEN, model=EVAL_AXIS_MODELS, allow_missing=True),
         rubric=EVAL["human_eval"]["rubric"],
     output:
         sheet=f"{HUMAN_DIR}/sheet.csv",
         key=f"{HUMAN_DIR}/key.csv",
-        prov=prov("evaluation_human_sheet"),
+        prov=prov("evaluation_human_sheet-seed{seed}"),
     log:
-        log_path("evaluation_human_sheet"),
+        log_path("evaluation_human_sheet-seed{seed}"),
     benchmark:
-        bench("evaluation_human_sheet")
+        bench("evaluation_human_sheet-seed{seed}")
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -411,11 +424,11 @@ rule evaluation_human_agreement:
     output:
         agreement=f"{HUMAN_DIR}/agreement.json",
         pairs=f"{HUMAN_DIR}/agreement.tsv",
-        prov=prov("evaluation_human_agreement"),
+        prov=prov("evaluation_human_agreement-seed{seed}"),
     log:
-        log_path("evaluation_human_agreement"),
+        log_path("evaluation_human_agreement-seed{seed}"),
     benchmark:
-        bench("evaluation_human_agreement")
+        bench("evaluation_human_agreement-seed{seed}")
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -425,25 +438,29 @@ rule evaluation_human_agreement:
         "../scripts/evaluation_human_agreement.py"
 
 
+PROVENANCE.append(prov("evaluation_testset"))
 PROVENANCE.extend(
-    [
-        prov("evaluation_testset"),
-        *[
-            prov(f"evaluation_{step}-{c['model']}-{c['prompt']}-ctx{c['context']}")
-            for c in EVAL_CELLS
-            for step in ("generate", "score")
-        ],
-        *[prov(f"evaluation_nll-{m}") for m in EVAL_AXIS_MODELS],
-        *([prov("evaluation_judge")] if EVAL_PAIRS else []),
-        prov("evaluation_matrix"),
-        prov("evaluation_stats"),
-        prov("evaluation_summary"),
-        prov("evaluation_errors"),
-        prov("evaluation_human_sheet"),
-        *([prov("evaluation_human_agreement")] if EVAL_SHEETS else []),
-    ]
+    for_seeds(
+        [
+            *[
+                prov(
+                    f"evaluation_{step}-{c['model']}-{c['prompt']}-ctx{c['context']}-seed{{seed}}"
+                )
+                for c in EVAL_CELLS
+                for step in ("generate", "score")
+            ],
+            *[prov(f"evaluation_nll-{m}-seed{{seed}}") for m in EVAL_AXIS_MODELS],
+            *([prov("evaluation_judge-seed{seed}")] if EVAL_PAIRS else []),
+            prov("evaluation_matrix-seed{seed}"),
+            prov("evaluation_stats-seed{seed}"),
+            prov("evaluation_summary-seed{seed}"),
+            prov("evaluation_errors-seed{seed}"),
+            prov("evaluation_human_sheet-seed{seed}"),
+            *([prov("evaluation_human_agreement-seed{seed}")] if EVAL_SHEETS else []),
+        ]
+    )
 )
 PAPER_INPUTS["evaluation"] = f"{EVAL_DIR}/summary.json"
 PAPER_TIMINGS["evaluation"] = f"{EVAL_TIMING}/summary.json"
 PAPER_INPUTS["errors"] = f"{ERRORS_DIR}/summary.json"
-ALL_TARGETS.extend([f"{EVAL_DIR}/matrix.tsv", f"{HUMAN_DIR}/sheet.csv"])
+ALL_TARGETS.extend(for_seeds([f"{EVAL_DIR}/matrix.tsv", f"{HUMAN_DIR}/sheet.csv"]))

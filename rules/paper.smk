@@ -1,5 +1,38 @@
 # The paper. `snakemake figures` regenerates figures and tables without retraining anything;
 # `snakemake verify` checks every hash in provenance.json against the files on disk.
+# The primary comparisons of every training seed, side by side (paper section "seeds").
+SEEDS_DIR = f"{REPORT}/seeds"
+PAPER_INPUTS["seeds"] = f"{SEEDS_DIR}/summary.json"
+
+
+rule paper_seeds:
+    input:
+        evaluation=for_seeds(PAPER_INPUTS["evaluation"]),
+        agents=for_seeds(PAPER_INPUTS["agents"]),
+    output:
+        summary=f"{SEEDS_DIR}/summary.json",
+        table=f"{SEEDS_DIR}/tables/seeds_primary.tsv",
+        png=f"{SEEDS_DIR}/figures/seeds_primary.png",
+        pdf=f"{SEEDS_DIR}/figures/seeds_primary.pdf",
+        prov=prov("paper_seeds"),
+    log:
+        log_path("paper_seeds"),
+    benchmark:
+        bench("paper_seeds")
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        **cpu_resources("paper_seeds"),
+    params:
+        seeds=SEEDS,
+    script:
+        "../scripts/paper_seeds.py"
+
+
+PROVENANCE.append(prov("paper_seeds"))
+
+
 COST = f"{REPORT}/cost"
 # Every job's benchmark file is an output of that job; the cost rule reads them all. Jobs are
 # named like their provenance records, so the list follows PROVENANCE. The cost rule itself,
@@ -7,8 +40,10 @@ COST = f"{REPORT}/cost"
 BENCHMARKS = [bench(Path(p).stem) for p in PROVENANCE]
 NOT_BENCHMARKED = ["paper_cost", "paper_figures", "paper", "paper_verify"]
 PAPER_INPUTS["cost"] = f"{COST}/summary.json"
+# The stages' summaries the paper renders: those of the first training seed (the others are
+# in the seeds section); the context stage has no seed.
 STAGE_SUMMARIES = {
-    stage: PAPER_INPUTS[stage]
+    stage: of_reference_seed(PAPER_INPUTS[stage])
     for stage in (
         "context",
         "sft",
@@ -16,6 +51,7 @@ STAGE_SUMMARIES = {
         "evaluation",
         "errors",
         "agents",
+        "seeds",
         "cost",
     )
     if stage in PAPER_INPUTS
@@ -26,12 +62,12 @@ TEMPLATES = sorted(str(p) for p in Path(workflow.basedir, "report").rglob("*.j2"
 rule paper_cost:
     input:
         **{
-            k: PAPER_INPUTS[k]
+            k: of_reference_seed(PAPER_INPUTS[k])
             for k in ("sft", "alignment", "evaluation")
             if k in PAPER_INPUTS
         },
         **{
-            f"{k}_timing": PAPER_TIMINGS[k]
+            f"{k}_timing": of_reference_seed(PAPER_TIMINGS[k])
             for k in ("sft", "alignment", "evaluation")
             if k in PAPER_TIMINGS
         },
@@ -66,7 +102,7 @@ PROVENANCE.append(prov("paper_cost"))
 rule paper_figures:
     input:
         **STAGE_SUMMARIES,
-        timings=list(PAPER_TIMINGS.values()),
+        timings=[of_reference_seed(p) for p in PAPER_TIMINGS.values()],
         manifest=PAPER_INPUTS["manifest"],
     output:
         figures=directory(f"{REPORT}/figures"),
@@ -93,7 +129,7 @@ rule paper_figures:
 rule paper:
     input:
         **STAGE_SUMMARIES,
-        timings=list(PAPER_TIMINGS.values()),
+        timings=[of_reference_seed(p) for p in PAPER_TIMINGS.values()],
         manifest=PAPER_INPUTS["manifest"],
         base_model=BASE,
         figures=f"{REPORT}/figures",

@@ -1,11 +1,12 @@
 # Instruction tuning with LoRA/QLoRA through TRL + PEFT.
-# One adapter per template: results/<run>/models/sft/{template}/ (a standard PEFT folder + card,
-# log); its wall-clock cost in results/<run>/sft/timing/. Checkpoints live in results/models/sft/.work/{template}/, which is not an output, so
-# a run that was stopped (SIGTERM, SIGKILL, SLURM preemption) resumes there when run again.
+# One adapter per template and training seed: <root>/seed-{seed}/models/sft/{template}/ (a
+# standard PEFT folder + card, log); its wall-clock cost in <root>/seed-{seed}/sft/timing/.
+# Checkpoints live in .../models/sft/.work/{template}/, which is not an output, so a run that
+# was stopped (SIGTERM, SIGKILL, SLURM preemption) resumes there when run again.
 SFT = config["sft"]
-SFT_DIR = f"{RESULTS}/models/sft"
+SFT_DIR = f"{SEED_ROOT}/models/sft"
 SFT_TEMPLATES = config["templates"]
-SFT_OUT = f"{RESULTS}/sft"
+SFT_OUT = f"{SEED_ROOT}/sft"
 
 
 SFT_MIX = {entry["dataset"]: data_path(entry["dataset"]) for entry in SFT["mix"]}
@@ -20,11 +21,11 @@ rule sft_train:
     output:
         adapter=directory(f"{SFT_DIR}/{{template}}"),
         timing=f"{SFT_OUT}/timing/train-{{template}}.json",
-        prov=prov("sft_train-{template}"),
+        prov=prov("sft_train-{template}-seed{seed}"),
     log:
-        log_path("sft_train-{template}"),
+        log_path("sft_train-{template}-seed{seed}"),
     benchmark:
-        bench("sft_train-{template}")
+        bench("sft_train-{template}-seed{seed}")
     wildcard_constraints:
         template="|".join(SFT_TEMPLATES),
     conda:
@@ -35,7 +36,7 @@ rule sft_train:
     params:
         sft=SFT,
         mix=SFT_MIX,
-        work=lambda wc: f"{SFT_DIR}/.work/{wc.template}",
+        work=f"{SFT_DIR}/.work/{{template}}",
         gpus=config["hpc"]["gpus"],
     script:
         "../scripts/sft_train.py"
@@ -43,9 +44,13 @@ rule sft_train:
 
 rule sft_summary:
     input:
-        adapters=expand(f"{SFT_DIR}/{{template}}", template=SFT_TEMPLATES),
+        adapters=expand(
+            f"{SFT_DIR}/{{template}}", template=SFT_TEMPLATES, allow_missing=True
+        ),
         timings=expand(
-            f"{SFT_OUT}/timing/train-{{template}}.json", template=SFT_TEMPLATES
+            f"{SFT_OUT}/timing/train-{{template}}.json",
+            template=SFT_TEMPLATES,
+            allow_missing=True,
         ),
     output:
         summary=f"{SFT_OUT}/summary.json",
@@ -54,11 +59,11 @@ rule sft_summary:
         losses=f"{SFT_OUT}/tables/sft_losses.tsv",
         png=f"{SFT_OUT}/figures/sft_curves.png",
         pdf=f"{SFT_OUT}/figures/sft_curves.pdf",
-        prov=prov("sft_summary"),
+        prov=prov("sft_summary-seed{seed}"),
     log:
-        log_path("sft_summary"),
+        log_path("sft_summary-seed{seed}"),
     benchmark:
-        bench("sft_summary")
+        bench("sft_summary-seed{seed}")
     conda:
         "../envs/data.yaml"
     threads: 1
@@ -70,7 +75,15 @@ rule sft_summary:
         "../scripts/sft_summary.py"
 
 
-PROVENANCE.extend(expand(prov("sft_train-{template}"), template=SFT_TEMPLATES))
-PROVENANCE.append(prov("sft_summary"))
+PROVENANCE.extend(
+    for_seeds(
+        expand(
+            prov("sft_train-{template}-seed{seed}"),
+            template=SFT_TEMPLATES,
+            allow_missing=True,
+        )
+    )
+)
+PROVENANCE.extend(for_seeds(prov("sft_summary-seed{seed}")))
 PAPER_INPUTS["sft"] = f"{SFT_OUT}/summary.json"
 PAPER_TIMINGS["sft"] = f"{SFT_OUT}/timing/summary.json"

@@ -2,7 +2,7 @@
 
 from lmlab.alignment.dpo import train_dpo
 from lmlab.core import launch
-from lmlab.core.step import step
+from lmlab.core.step import step, step_seed
 
 with step(snakemake) as smk:
     # DDP (accelerate launch) with hpc.gpus > 1 GPUs; otherwise training runs in this process.
@@ -20,7 +20,7 @@ with step(snakemake) as smk:
         beta=float(smk.wildcards.beta),
         loss_type=smk.params.loss_type,
         max_length=smk.params.max_length,
-        seed=smk.config["seed"],
+        seed=step_seed(smk),
         template=smk.params.template,
         pairs_summary=smk.input.summary,
         sft_weight=smk.params.sft_weight,

@@ -2,7 +2,7 @@
 
 from lmlab.alignment.orpo import train_orpo
 from lmlab.core import launch
-from lmlab.core.step import step
+from lmlab.core.step import step, step_seed
 
 with step(snakemake) as smk:
     # DDP (accelerate launch) with hpc.gpus > 1 GPUs; otherwise training runs in this process.
@@ -19,7 +19,7 @@ with step(snakemake) as smk:
         train=smk.params.train,
         beta=smk.params.beta,
         max_length=smk.params.max_length,
-        seed=smk.config["seed"],
+        seed=step_seed(smk),
         template=smk.params.template,
         pairs_summary=smk.input.summary,
     )

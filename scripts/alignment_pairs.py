@@ -1,7 +1,7 @@
 """Rule alignment_pairs: shipped + on-policy training pairs and results/alignment/pairs_summary.json."""
 
 from lmlab.alignment.pairs import make_pairs
-from lmlab.core.step import step
+from lmlab.core.step import step, step_seed
 
 with step(snakemake) as smk:
     make_pairs(
@@ -16,5 +16,5 @@ with step(snakemake) as smk:
         smk.params.margin,
         smk.params.max_shipped,
         smk.params.max_prompt_tokens,
-        seed=smk.config["seed"],
+        seed=step_seed(smk),
     )

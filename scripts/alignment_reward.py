@@ -2,7 +2,7 @@
 
 from lmlab.alignment.reward import train_reward_model
 from lmlab.core import launch
-from lmlab.core.step import step
+from lmlab.core.step import step, step_seed
 
 with step(snakemake) as smk:
     # DDP (accelerate launch) with hpc.gpus > 1 GPUs; otherwise training runs in this process.
@@ -17,7 +17,7 @@ with step(snakemake) as smk:
         work_root=smk.params.work,
         reward=smk.params.reward,
         max_length=smk.params.max_length,
-        seed=smk.config["seed"],
+        seed=step_seed(smk),
         template=smk.params.template,
         pairs_summary=smk.input.summary,
     )

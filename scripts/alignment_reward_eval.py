@@ -1,7 +1,7 @@
 """Rule alignment_reward_eval: heuristic vs learned reward pairwise accuracy on preferences_test."""
 
 from lmlab.alignment.reward import evaluate_reward_models
-from lmlab.core.step import step
+from lmlab.core.step import step, step_seed
 
 with step(snakemake) as smk:
     evaluate_reward_models(
@@ -14,6 +14,6 @@ with step(snakemake) as smk:
         smk.params.max_length,
         smk.params.bootstrap["resamples"],
         smk.params.bootstrap["confidence"],
-        smk.config["seed"],
+        step_seed(smk),
         max_pairs=smk.params.max_pairs,
     )

@@ -2,7 +2,7 @@
 
 from lmlab.alignment.rloo import train_rloo
 from lmlab.core import launch
-from lmlab.core.step import step
+from lmlab.core.step import step, step_seed
 
 with step(snakemake) as smk:
     # DDP (accelerate launch) with hpc.gpus > 1 GPUs; otherwise training runs in this process.
@@ -19,7 +19,7 @@ with step(snakemake) as smk:
         train=smk.params.train,
         reward=smk.wildcards.arm,
         rloo=smk.params.rloo,
-        seed=smk.config["seed"],
+        seed=step_seed(smk),
         template=smk.params.template,
         reward_dir=smk.input.get("reward_model"),
     )

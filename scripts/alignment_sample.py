@@ -1,7 +1,7 @@
 """Rule alignment_sample: k samples per training prompt from the SFT model, scored against the gold."""
 
 from lmlab.alignment.pairs import sample_onpolicy
-from lmlab.core.step import step
+from lmlab.core.step import step, step_seed
 
 with step(snakemake) as smk:
     sample_onpolicy(
@@ -11,6 +11,6 @@ with step(snakemake) as smk:
         smk.output.samples,
         smk.params.template,
         max_prompt_tokens=smk.params.max_prompt_tokens,
-        seed=smk.config["seed"],
+        seed=step_seed(smk),
         **smk.params.sampling,
     )

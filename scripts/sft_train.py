@@ -1,7 +1,7 @@
 """Rule sft_train: one LoRA/QLoRA adapter per template (lmlab.sft.train.run_sft)."""
 
 from lmlab.core.launch import processes_for
-from lmlab.core.step import step
+from lmlab.core.step import step, step_seed
 from lmlab.sft.train import run_sft
 
 with step(snakemake) as smk:
@@ -16,6 +16,6 @@ with step(snakemake) as smk:
         work_dir=smk.params.work,
         template=smk.wildcards.template,
         cfg=smk.params.sft,
-        seed=smk.config["seed"],
+        seed=step_seed(smk),
         manifest_path=smk.input.manifest,
     )

@@ -1,6 +1,7 @@
 """Unit tests of lmlab.data.metrics on hand-made English and Spanish cases."""
 
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -28,6 +29,8 @@ from lmlab.data.metrics import (
     score_item,
     token_f1,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Hypothesis runs derandomised so the suite is deterministic.
 PROPERTY = settings(max_examples=60, derandomize=True, deadline=None)
@@ -119,6 +122,30 @@ def test_rouge_l_hand_computed_lcs():
     assert rouge_l("a b c d", "a c d e") == pytest.approx(0.75)
     assert rouge_l("the cat sat", "the cat sat") == pytest.approx(1.0)
     assert rouge_l("completely different", "nothing shared") == 0.0
+
+
+def test_rouge_l_equals_rouge_score_with_the_same_tokenizer():
+    """The reference: rouge-score's RougeScorer on the same tokens, over the generated data's
+    own answers paired with each other (overlap from none to full, both languages)."""
+    import random
+
+    from rouge_score import rouge_scorer
+
+    from lmlab.data.metrics import rouge_tokens
+
+    class Tokens:
+        def tokenize(self, text):
+            return rouge_tokens(text)
+
+    reference = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False, tokenizer=Tokens())
+    rows = [json.loads(line) for line in (ROOT / "data/raw/sft_train.jsonl").read_text(encoding="utf-8").splitlines()]
+    texts = [r["output"] for r in rows[:200]] + ["", "   ", "¿qué?", "a a a b", "b a a a"]
+    rng = random.Random(0)
+    pairs = [(rng.choice(texts), rng.choice(texts)) for _ in range(600)]
+    pairs += [(t, t) for t in texts[:50]] + [(t, t[: len(t) // 2]) for t in texts[:50]]
+    for pred, gold in pairs:
+        expected = reference.score(gold, pred)["rougeL"].fmeasure
+        assert rouge_l(pred, gold) == pytest.approx(expected, abs=1e-12), (pred, gold)
 
 
 def test_rouge_l_keeps_spanish_words_whole():

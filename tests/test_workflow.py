@@ -45,7 +45,34 @@ def test_paper_and_provenance_are_produced(finished_run):
     for record in provenance["records"].values():
         assert record["git"]["commit"] and record["config_sha256"] and record["inputs"] is not None
     # A guard against a runaway DAG, not a timing test (measured times are in the README).
-    assert seconds < 900, f"the test workflow took {seconds:.0f} s (guard 900 s)"
+    assert seconds < 1800, f"the test workflow took {seconds:.0f} s (guard 1800 s)"
+
+
+def test_each_training_seed_trains_and_evaluates_its_own_models(finished_run):
+    """config/test.yaml lists seeds 7 and 8: every model is trained per seed (different weights
+    from the same data), evaluated on the same test items, and the paper lines up each primary
+    comparison over both seeds."""
+    workdir, _ = finished_run
+    root = workdir / TEST_RESULTS
+    records = {seed: json.loads((root / f"provenance/sft_train-chat-seed{seed}.json").read_text()) for seed in (7, 8)}
+    assert [records[s]["seed"] for s in (7, 8)] == [7, 8]
+    weights = {s: (root / f"seed-{s}/models/sft/chat/adapter_model.safetensors").read_bytes() for s in (7, 8)}
+    assert weights[7] != weights[8]
+    for s in (7, 8):
+        dpo = json.loads((root / f"provenance/alignment_dpo-beta0.1-seed{s}.json").read_text())
+        assert f"{TEST_RESULTS}/seed-{s}/models/sft/chat" in dpo["inputs"]
+        assert (root / f"seed-{s}/agents/summary.json").exists()
+    items = {s: json.loads((root / f"provenance/evaluation_summary-seed{s}.json").read_text())["inputs"]
+             for s in (7, 8)}
+    test_items = f"{TEST_RESULTS}/evaluation/test_items.jsonl"
+    assert items[7][test_items] == items[8][test_items]
+    seeds = json.loads((root / "paper/seeds/summary.json").read_text())
+    assert seeds["seeds"] == ["7", "8"] and seeds["comparisons"]
+    for comparison in seeds["comparisons"]:
+        assert [r["seed"] for r in comparison["per_seed"]] == ["7", "8"]
+        assert comparison["spread"]["n_seeds"] == sum(r["estimate"] is not None for r in comparison["per_seed"])
+    paper = (root / "paper/paper.html").read_text(encoding="utf-8")
+    assert "<h2>Training seeds</h2>" in paper and "once for each of 2 training seeds (7, 8)" in " ".join(paper.split())
 
 
 def test_every_rule_wrote_log_and_benchmark(finished_run):
@@ -77,8 +104,9 @@ def test_verify_passes_then_detects_tampering(finished_run):
         assert "data_files.tsv: recorded " in proc.stdout + proc.stderr
     finally:
         figure.write_bytes(original)
-    # One byte inside an adapter folder: the reviewer's command names the folder and its rule.
-    config = workdir / f"{TEST_RESULTS}/models/sft/chat/adapter_config.json"
+    # One byte inside an adapter folder (of the second training seed, which the paper's
+    # sections do not show): the reviewer's command names the folder and its rule.
+    config = workdir / f"{TEST_RESULTS}/seed-8/models/sft/chat/adapter_config.json"
     original = config.read_bytes()
     config.write_bytes(original.replace(b'"r": ', b'"r":  '))
     try:
@@ -86,7 +114,7 @@ def test_verify_passes_then_detects_tampering(finished_run):
         proc = subprocess.run([sys.executable, "-m", "lmlab.paper.verify", f"{TEST_RESULTS}/paper/provenance.json"], cwd=workdir, env=env,
                               capture_output=True, text=True)
         assert proc.returncode == 1, proc.stdout
-        assert f"{TEST_RESULTS}/models/sft/chat: recorded " in proc.stdout and "written by rule sft_train" in proc.stdout
+        assert f"{TEST_RESULTS}/seed-8/models/sft/chat: recorded " in proc.stdout and "written by rule sft_train" in proc.stdout
         assert proc.stdout.strip().splitlines()[-1].startswith("verify: FAILED")
     finally:
         config.write_bytes(original)

@@ -23,12 +23,18 @@ def _set_threads(threads):
     # Tokenizers' own thread pool and torch's intra-op pool both honour the rule's threads.
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
-    try:
-        import torch
-
+    # A step that has imported torch gets its pool resized; one that imports it later reads
+    # OMP_NUM_THREADS at import. Steps without torch never pay for importing it.
+    torch = sys.modules.get("torch")
+    if torch is not None:
         torch.set_num_threads(threads)
-    except ImportError:
-        pass
+
+
+def step_seed(smk):
+    """The seed of a job: its {seed} wildcard (a training seed, config["seeds"]) where the rule
+    has one, else the study's config["seed"]."""
+    wildcards = dict(smk.wildcards.items())
+    return int(wildcards["seed"]) if "seed" in wildcards else int(smk.config.get("seed", 0))
 
 
 @contextlib.contextmanager
@@ -41,7 +47,7 @@ def step(smk):
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", handlers=handlers, force=True
     )
-    seed = int(smk.config.get("seed", 0))
+    seed = step_seed(smk)
     _set_threads(max(1, int(smk.threads)))
     seed_everything(seed)
     log = logging.getLogger(smk.rule)

@@ -6,7 +6,7 @@ boolean metric by task and over all rows (`task = "all"`). Confidence intervals 
 `lmlab.core.stats`' job, so this module only produces point values, and it rounds nothing.
 
 Everything here is a pure function of its inputs (the gold answer's NLL under a model is
-lmlab.evaluation.nll's). The third-party scorers (rouge-score, sacrebleu, jsonschema) are
+lmlab.evaluation.nll's). The third-party scorers (sacrebleu, jsonschema) are
 imported where they are used, so importing this module stays light.
 """
 
@@ -113,31 +113,42 @@ def response_length(text):
 # --------------------------------------------------------------------------- overlap metrics
 
 
-class _UnicodeWordTokenizer:
-    """ROUGE tokenizer that keeps accented letters inside words.
+def rouge_tokens(text):
+    """ROUGE tokens: casefolded Unicode word runs, no stemmer.
 
     rouge-score's default tokenizer replaces everything outside [a-z0-9] with spaces, so
-    "canción" becomes "canci" + "n" and unrelated Spanish words share fragments. We
-    casefold and take Unicode word runs instead. No stemming either: rouge-score's stemmer
-    is the English Porter stemmer, which would mangle Spanish words.
+    "canción" becomes "canci" + "n" and unrelated Spanish words share fragments; its stemmer
+    is the English Porter stemmer, which would mangle Spanish words. We keep accented letters
+    inside words and do not stem.
     """
-
-    def tokenize(self, text):
-        return re.findall(r"\w+", text.casefold())
+    return re.findall(r"\w+", text.casefold())
 
 
-@lru_cache(maxsize=1)
-def _rouge_l_scorer():
-    from rouge_score import rouge_scorer
-
-    return rouge_scorer.RougeScorer(
-        ["rougeL"], use_stemmer=False, tokenizer=_UnicodeWordTokenizer()
-    )
+def _lcs_length(a, b):
+    # One row of the dynamic programme at a time: O(len(a) * len(b)) time, O(len(b)) memory.
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0]
+        for j, y in enumerate(b, start=1):
+            current.append(previous[j - 1] + 1 if x == y else max(previous[j], current[j - 1]))
+        previous = current
+    return previous[-1]
 
 
 def rouge_l(pred, gold):
-    """ROUGE-L F-measure in [0, 1] (rouge-score, Unicode word tokens, no stemmer)."""
-    return float(_rouge_l_scorer().score(gold, pred)["rougeL"].fmeasure)
+    """ROUGE-L F-measure in [0, 1]: the longest common subsequence of the two token lists
+    (`rouge_tokens`), F1 of its precision over the prediction and recall over the gold. The
+    same number as rouge-score's RougeScorer(["rougeL"]) with this tokenizer (pinned against it
+    in tests/test_data_metrics.py); computed here because importing rouge-score pulls in nltk,
+    seconds per scoring job for a few lines of arithmetic."""
+    p_tokens, g_tokens = rouge_tokens(pred), rouge_tokens(gold)
+    if not p_tokens or not g_tokens:
+        return 0.0
+    lcs = _lcs_length(g_tokens, p_tokens)
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(p_tokens), lcs / len(g_tokens)
+    return float(2 * precision * recall / (precision + recall))
 
 
 def bleu(pred, gold):

@@ -163,12 +163,25 @@ def threats(summaries, base_model, manifest, config):
             f"that would have gone unseen: no effect at this sample size, not the absence of one.",
             "results/{evaluation,agents,alignment}/summary.json",
         )
-    add(
-        "Single seed",
-        f"Everything ran once with seed {config.get('seed')}; intervals cover item sampling only, not training "
-        f"randomness (initialisation of adapters, data order), which a second seed would expose.",
-        "config seed; provenance records",
-    )
+    seeds = S.get("seeds") or {}
+    if seeds.get("n_seeds", 1) > 1:
+        moved = [c for c in seeds["comparisons"] if not c["same_verdict"]]
+        add(
+            "Training randomness",
+            f"Training ran once per seed ({', '.join(seeds['seeds'])}); the item-level intervals of the sections show "
+            f"seed {seeds['reference_seed']}. {len(moved)} of {len(seeds['comparisons'])} primary comparisons reach "
+            f"different verdicts in different seeds" + (f" ({', '.join(c['comparison'] for c in moved)})" if moved else "")
+            + "; with a few seeds the spread across them is itself a rough estimate.",
+            "results/<run>/paper/seeds/summary.json",
+        )
+    else:
+        add(
+            "Single seed",
+            f"Everything ran once with seed {seeds.get('reference_seed', config.get('seed'))}; intervals cover item "
+            f"sampling only, not training randomness (initialisation of adapters, data order), which a second seed "
+            f"would expose.",
+            "config seeds; provenance records",
+        )
     source = str(base_model.get("source", "?"))
     size = f"{fmt_num(base_model.get('parameters'))} parameters ({base_model.get('model_type')})"
     if source.startswith("tiny-random"):

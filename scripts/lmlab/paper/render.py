@@ -18,7 +18,7 @@ from lmlab.paper.questions import answer_questions
 from lmlab.paper.verify import build_provenance
 
 # Sections in reading order; a stage whose summary is missing is left out of the paper.
-STAGES = ("context", "sft", "alignment", "evaluation", "errors", "agents", "cost")
+STAGES = ("context", "sft", "alignment", "evaluation", "errors", "agents", "seeds", "cost")
 
 
 def jinja_env(template_dir):
