@@ -9,7 +9,7 @@ from lmlab.paper.seeds import SEED_COLUMNS, primary_comparisons, seed_rows, seed
 
 def evaluation(estimate, verdict, family="primary"):
     return {"comparisons": [
-        {"family": family, "a": "sft", "b": "base", "metric": "correct", "estimate": estimate, "low": estimate - 0.1,
+        {"family": family, "a": "sft", "b": "base", "estimate": estimate, "low": estimate - 0.1,
          "high": estimate + 0.1, "n": 40, "p_holm": 0.01, "verdict": verdict, "mde": 0.2},
         {"family": "exploratory", "a": "dpo", "b": "sft", "metric": "correct", "estimate": 0.5, "low": 0.4,
          "high": 0.6, "n": 40, "p_holm": 0.5, "verdict": "no difference detected", "mde": 0.2}]}
@@ -26,6 +26,8 @@ def test_only_primary_comparisons_are_lined_up():
     assert [(r["stage"], r["comparison"]) for r in rows] == [("evaluation", "sft − base"),
                                                              ("agents", "sft: tools − llm_only")]
     assert rows[1]["estimate"] == 0.1 and rows[1]["n"] == 12
+    # The evaluation's primary comparisons are on its primary metric, the share correct.
+    assert [r["metric"] for r in rows] == ["share correct", "share of tasks solved"]
     assert primary_comparisons(None, None) == []
 
 

@@ -21,7 +21,8 @@ def primary_comparisons(evaluation, agents):
     rows = []
     for c in (evaluation or {}).get("comparisons", []):
         if c.get("family") == "primary":
-            rows.append({"stage": "evaluation", "comparison": f"{c['a']} − {c['b']}", "metric": c["metric"],
+            rows.append({"stage": "evaluation", "comparison": f"{c['a']} − {c['b']}",
+                         "metric": c.get("metric", "share correct"),
                          **{k: c.get(k) for k in ("estimate", "low", "high", "n", "p_holm", "verdict", "mde")}})
     for p in (agents or {}).get("paired", []):
         if p.get("family") == "primary":

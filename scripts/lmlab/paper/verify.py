@@ -60,6 +60,25 @@ def _check(path, recorded, who, problems):
     return True
 
 
+def chain(provenance):
+    """(producer/consumer pairs, [problem lines]): every input of a record that another record
+    wrote, compared with the hash its producer recorded (what each rule read is what its
+    producer wrote)."""
+    produced = {}
+    for record in provenance["records"].values():
+        for out, digest in record["outputs"].items():
+            produced[out] = (digest, record["rule"])
+    pairs, problems = 0, []
+    for record in provenance["records"].values():
+        for inp, digest in sorted(record["inputs"].items()):
+            if inp in produced:
+                pairs += 1
+                if produced[inp][0] != digest:
+                    problems.append(f"{inp}: rule {record['rule']} read {_short(digest)}, rule {produced[inp][1]} "
+                                    f"wrote {_short(produced[inp][0])}")
+    return pairs, problems
+
+
 def verify(provenance_path, report_dir=None, manifest_path=None):
     """(problems, checked): every problem as one line, and how many hashes were compared."""
     provenance = read_json(provenance_path)
@@ -72,18 +91,12 @@ def verify(provenance_path, report_dir=None, manifest_path=None):
     paper = provenance.get("paper")
     if paper:
         checked += _check(report_dir / "paper.html", paper["sha256"], "rendered by rule paper", problems)
-    produced = {}
     for record in provenance["records"].values():
         for out, digest in sorted(record["outputs"].items()):
-            produced[out] = (digest, record["rule"])
             checked += _check(out, digest, f"written by rule {record['rule']}", problems)
-    # The chain: what each rule read is what its producer wrote.
-    for record in provenance["records"].values():
-        for inp, digest in sorted(record["inputs"].items()):
-            if inp in produced and produced[inp][0] != digest:
-                checked += 1
-                problems.append(f"{inp}: rule {record['rule']} read {_short(digest)}, rule {produced[inp][1]} "
-                                f"wrote {_short(produced[inp][0])}")
+    pairs, broken = chain(provenance)
+    checked += pairs
+    problems += broken
     if manifest_path:
         for name, entry in sorted(read_json(manifest_path).items()):
             if isinstance(entry, dict) and entry.get("file") and entry.get("sha256"):
@@ -91,13 +104,15 @@ def verify(provenance_path, report_dir=None, manifest_path=None):
     return problems, checked
 
 
-def report(problems, checked, provenance_path):
-    """The lines a reviewer reads: one per problem, then the verdict."""
+def report(problems, checked, provenance_path, pairs=None):
+    """The lines a reviewer reads: one per problem, then the verdict (with how many
+    producer/consumer pairs agree, `pairs` = (agreeing, all))."""
     lines = list(problems)
+    chain_text = f"; {pairs[0]} of {pairs[1]} producer/consumer hash pairs agree" if pairs else ""
     if problems:
-        lines.append(f"verify: FAILED, {len(problems)} of {checked} hashes from {provenance_path} differ")
+        lines.append(f"verify: FAILED, {len(problems)} of {checked} hashes from {provenance_path} differ{chain_text}")
     else:
-        lines.append(f"verify: OK, all {checked} hashes from {provenance_path} match the files on disk")
+        lines.append(f"verify: OK, all {checked} hashes from {provenance_path} match the files on disk{chain_text}")
     return "\n".join(lines)
 
 
@@ -111,7 +126,8 @@ def main(argv=None):
     path = argv[0]
     manifest = argv[1] if len(argv) > 1 else str(Path(path).parents[1] / "data" / "manifest.json")
     problems, checked = verify(path, manifest_path=manifest)
-    print(report(problems, checked, path))
+    pairs, broken = chain(read_json(path))
+    print(report(problems, checked, path, (pairs - len(broken), pairs)))
     return 1 if problems else 0
 
 
