@@ -1,5 +1,5 @@
-# Agent ablation: one job per model x arm x training seed runs the agent loop on the same
-# seeded task subset with the same step budget and writes
+# Agent ablation: one job per model x training seed loads the model once and runs every arm
+# of the agent loop on the same seeded task subset with the same step budget; it writes
 # <root>/seed-{seed}/agents/{model}/{arm}/traces.jsonl + metrics.json + per_task.tsv;
 # agents_summary turns them into .../agents/summary.json, tables/ and figures/ (paper section
 # "agents").
@@ -24,6 +24,11 @@ AGENTS_RUN_SETTINGS = {
 AGENTS_RUNS = agent_runs()
 
 
+def per_arm(pattern):
+    """The pattern once per arm; {model} and {seed} stay wildcards."""
+    return expand(pattern, arm=AGENTS_ARMS, allow_missing=True)
+
+
 rule agents_run:
     input:
         # The adapter folder, for models that have one.
@@ -38,18 +43,18 @@ rule agents_run:
         tasks=data_path("agent_tasks"),
         kb=data_path("kb"),
     output:
-        traces=f"{AGENTS_DIR}/{{model}}/{{arm}}/traces.jsonl",
-        metrics=f"{AGENTS_DIR}/{{model}}/{{arm}}/metrics.json",
-        per_task=f"{AGENTS_DIR}/{{model}}/{{arm}}/per_task.tsv",
-        timing=f"{AGENTS_DIR}/timing/{{model}}/{{arm}}.json",
-        prov=prov("agents_run-{model}-{arm}-seed{seed}"),
+        # One file of each kind per arm, in AGENTS_ARMS order.
+        traces=per_arm(f"{AGENTS_DIR}/{{model}}/{{arm}}/traces.jsonl"),
+        metrics=per_arm(f"{AGENTS_DIR}/{{model}}/{{arm}}/metrics.json"),
+        per_task=per_arm(f"{AGENTS_DIR}/{{model}}/{{arm}}/per_task.tsv"),
+        timing=per_arm(f"{AGENTS_DIR}/timing/{{model}}/{{arm}}.json"),
+        prov=prov("agents_run-{model}-seed{seed}"),
     log:
-        log_path("agents_run-{model}-{arm}-seed{seed}"),
+        log_path("agents_run-{model}-seed{seed}"),
     benchmark:
-        bench("agents_run-{model}-{arm}-seed{seed}")
+        bench("agents_run-{model}-seed{seed}")
     wildcard_constraints:
         model="|".join(AGENTS_MODELS),
-        arm="|".join(AGENTS_ARMS),
     conda:
         "../envs/agents.yaml"
     threads: CPU_THREADS
@@ -57,6 +62,7 @@ rule agents_run:
         **gpu_resources("agents_run"),
     params:
         adapter=lambda wc: at_seed(AGENTS_ADAPTERS[wc.model], wc.seed),
+        arms=AGENTS_ARMS,
         run=AGENTS_RUN_SETTINGS,
     script:
         "../scripts/agents_run.py"
@@ -109,7 +115,7 @@ rule agents_summary:
 PROVENANCE.extend(
     for_seeds(
         [
-            *[prov(f"agents_run-{m}-{a}-seed{{seed}}") for m, a in AGENTS_RUNS],
+            *[prov(f"agents_run-{m}-seed{{seed}}") for m in AGENTS_MODELS],
             prov("agents_summary-seed{seed}"),
         ]
     )

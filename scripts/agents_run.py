@@ -1,19 +1,14 @@
-"""Rule agents_run: one agent arm with one model on the task subset -> traces + metrics."""
+"""Rule agents_run: every agent arm with one model (loaded once) on the task subset -> traces + metrics per arm."""
 
-from lmlab.agents.run import run_arm
+from lmlab.agents.run import run_arms
 from lmlab.core.step import step
 
 with step(snakemake) as smk:
-    run_arm(
-        smk.input.base,
-        smk.params.adapter,
-        smk.input.tasks,
-        smk.input.kb,
-        smk.output.traces,
-        smk.output.metrics,
-        smk.output.per_task,
-        smk.output.timing,
-        smk.wildcards.model,
-        smk.wildcards.arm,
-        **smk.params.run,
-    )
+    outputs = {
+        arm: {"traces": traces, "metrics": metrics, "per_task": per_task, "timing": timing}
+        for arm, traces, metrics, per_task, timing in zip(
+            smk.params.arms, smk.output.traces, smk.output.metrics, smk.output.per_task, smk.output.timing
+        )
+    }
+    run_arms(smk.input.base, smk.params.adapter, smk.input.tasks, smk.input.kb, outputs, smk.wildcards.model,
+             **smk.params.run)

@@ -26,7 +26,7 @@ def copy_workflow(dest):
     return dest
 
 
-def run_snakemake(workdir, *args, timeout=900, check=True):
+def run_snakemake(workdir, *args, timeout=1800, check=True):
     cmd = [SNAKEMAKE, *args, "--cores", "2", "--quiet", "rules"]
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmlab.agents.intervals import paired_comparisons, pooled_rate
-from lmlab.agents.run import PROMPT_KINDS, prompt_kind, run_arm
+from lmlab.agents.run import PROMPT_KINDS, prompt_kind, run_arms
 from lmlab.agents.selection import repeats_after_their_original, select_tasks
 from lmlab.agents.summary import summarise_agents
 from lmlab.core.io import write_jsonl
@@ -230,17 +230,16 @@ def scripted_runs(tmp_path):
     tasks_path, kb_path = tmp_path / "tasks.jsonl", tmp_path / "kb.jsonl"
     write_jsonl(tasks_path, SCRIPT_TASKS)
     write_jsonl(kb_path, KB)
-    runs = []
-    for arm in ("llm_only", "tools", "tools_memory", "tools_memory_planning", "tools_summary_memory",
-                "tools_memory_heuristic_plan"):
-        out = tmp_path / "runs" / arm
-        paths = {name: out / name for name in ("traces.jsonl", "metrics.json", "per_task.tsv", "timing.json")}
-        run_arm(None, "", tasks_path, kb_path, paths["traces.jsonl"], paths["metrics.json"], paths["per_task.tsv"],
-                paths["timing.json"], "scripted", arm, max_tasks=0, min_repeats=0, max_steps=3, batch_size=2,
-                max_new_tokens={"action": 8, "plan": 8, "final_answer": 8, "summary": 8}, prompt_format="raw",
-                seed=0, generate=scripted_generate)
-        runs.append({"model": "scripted", "arm": arm, "traces": str(paths["traces.jsonl"]),
-                     "metrics": str(paths["metrics.json"]), "timing": str(paths["timing.json"])})
+    arms = ("llm_only", "tools", "tools_memory", "tools_memory_planning", "tools_summary_memory",
+            "tools_memory_heuristic_plan")
+    outputs = {arm: {name: tmp_path / "runs" / arm / f"{name}{ext}" for name, ext in
+                     (("traces", ".jsonl"), ("metrics", ".json"), ("per_task", ".tsv"), ("timing", ".json"))}
+               for arm in arms}
+    run_arms(None, "", tasks_path, kb_path, outputs, "scripted", max_tasks=0, min_repeats=0, max_steps=3,
+             batch_size=2, max_new_tokens={"action": 8, "plan": 8, "final_answer": 8, "summary": 8},
+             prompt_format="raw", seed=0, generate=scripted_generate)
+    runs = [{"model": "scripted", "arm": arm, "traces": str(outputs[arm]["traces"]),
+             "metrics": str(outputs[arm]["metrics"]), "timing": str(outputs[arm]["timing"])} for arm in arms]
     return tasks_path, runs
 
 

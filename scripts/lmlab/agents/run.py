@@ -1,5 +1,5 @@
 """One run of the agents stage: a model and an arm on the task subset -> traces.jsonl,
-metrics.json and the per-task TSV (`run_arm`), with the loaded model wrapped as the loop's
+metrics.json and the per-task TSV per arm (`run_arms`: one model load for all arms), with the loaded model wrapped as the loop's
 batched, greedy `generate` (`make_generate`).
 
 Determinism: greedy decoding on CPU gives the same traces for the same config and seed;
@@ -114,7 +114,7 @@ def make_generate(model, tokenizer, max_new_tokens, batch_size, prompt_format="r
 
 
 # ---------------------------------------------------------------------------------------
-# one run: a model and an arm
+# one job: a model and every arm, one load
 
 
 PER_TASK_COLUMNS = [
@@ -133,35 +133,57 @@ def per_task_rows(traces, rows):
     ]
 
 
-def run_arm(
-    base_dir, adapter_dir, tasks_path, kb_path, traces_path, metrics_path, per_task_path, timing_path,
-    model_name, arm, max_tasks, min_repeats, max_steps, batch_size, max_new_tokens, prompt_format, seed,
-    max_input_tokens=None, generate=None,
+def run_arms(
+    base_dir, adapter_dir, tasks_path, kb_path, outputs, model_name, max_tasks, min_repeats, max_steps,
+    batch_size, max_new_tokens, prompt_format, seed, max_input_tokens=None, generate=None,
 ):
-    """Run one arm of the agent on the task subset with one model; write traces and metrics.
+    """Run every arm in `outputs` ({arm: {traces, metrics, per_task, timing}}) with one model,
+    loaded once for all of them, on the same task subset; write each arm's files.
 
     traces.jsonl: one record per task (every step: prompt, raw model output, parsed action,
     tool input and output, memory reads and writes; the final answer), plus the model name.
-    metrics.json: agent_metrics' aggregate of this arm (deterministic). timing_path: the wall
-    clock (mean latency, per-task latency, generate/load/wall seconds), not deterministic.
-    per_task TSV: the per-task metric rows without latency. `generate` replaces the model (tests: a scripted stand-in)."""
-    if arm not in ARMS:
-        raise InputError(f"config: agents.arms: unknown arm {arm!r}; known: {', '.join(ARMS)}")
+    metrics.json: agent_metrics' aggregate of this arm (deterministic). timing: the wall
+    clock (mean latency, per-task latency, generate/wall seconds; load_s is the one load the
+    arms share), not deterministic. per_task TSV: the per-task metric rows without latency.
+    `generate` replaces the model (tests: a scripted stand-in). Returns {arm: metrics}."""
+    unknown = [arm for arm in outputs if arm not in ARMS]
+    if unknown:
+        raise InputError(f"config: agents.arms: unknown arm {unknown[0]!r}; known: {', '.join(ARMS)}")
     missing = set(PROMPT_KINDS.values()) - set(max_new_tokens)
     if missing:
         raise InputError(f"config: agents.max_new_tokens: missing {sorted(missing)}")
     tasks, selection = select_tasks(read_jsonl(tasks_path), max_tasks, min_repeats, seed)
     kb_rows = read_jsonl(kb_path)
     started = time.perf_counter()
+    model = tokenizer = identity = None
     if generate is None:
         model = load_model(base_dir, adapter_dir or None)
         tokenizer = load_tokenizer(base_dir)
-        generate, counters = make_generate(model, tokenizer, max_new_tokens, batch_size, prompt_format, max_input_tokens)
         identity = model_hash(base_dir, adapter_dir or None)
-    else:
-        counters, identity = {"generate_s": 0.0}, None
     load_s = time.perf_counter() - started
-    log.info("%s/%s: %d tasks (%d repeats), max_steps %d", model_name, arm, len(tasks), selection["n_repeats"], max_steps)
+    results = {}
+    for arm, paths in outputs.items():
+        arm_started = time.perf_counter()
+        if model is not None:
+            arm_generate, counters = make_generate(
+                model, tokenizer, max_new_tokens, batch_size, prompt_format, max_input_tokens
+            )
+        else:
+            arm_generate, counters = generate, {"generate_s": 0.0}
+        log.info("%s/%s: %d tasks (%d repeats), max_steps %d", model_name, arm, len(tasks), selection["n_repeats"],
+                 max_steps)
+        results[arm] = _run_one_arm(
+            tasks, kb_rows, selection, arm_generate, counters, identity, paths, model_name, arm, max_tasks,
+            min_repeats, max_steps, batch_size, max_new_tokens, prompt_format, seed, max_input_tokens, load_s,
+            arm_started,
+        )
+    return results
+
+
+def _run_one_arm(
+    tasks, kb_rows, selection, generate, counters, identity, paths, model_name, arm, max_tasks, min_repeats,
+    max_steps, batch_size, max_new_tokens, prompt_format, seed, max_input_tokens, load_s, started,
+):
     traces = run_agent(tasks, generate, arm, kb_rows, max_steps=max_steps, seed=seed, batch_size=batch_size)
     repeat_of = {task["id"]: task.get("repeat_of") for task in tasks}
     for trace in traces:
@@ -170,10 +192,10 @@ def run_arm(
     aggregate = dict(metrics["per_arm"][arm])
     mean_latency_s = aggregate.pop("mean_latency_s")
     latency_by_task = {trace["id"]: trace["latency_s"] for trace in traces}
-    write_jsonl(traces_path, strip_timing(traces))
-    write_tsv(per_task_path, per_task_rows(traces, metrics["per_task"]), PER_TASK_COLUMNS)
+    write_jsonl(paths["traces"], strip_timing(traces))
+    write_tsv(paths["per_task"], per_task_rows(traces, metrics["per_task"]), PER_TASK_COLUMNS)
     write_results(
-        metrics_path,
+        paths["metrics"],
         {
             "model": model_name,
             "arm": arm,
@@ -198,6 +220,6 @@ def run_arm(
                 "latency_s_by_task": latency_by_task,
             },
         },
-        timing_path,
+        paths["timing"],
     )
     return metrics
