@@ -24,11 +24,6 @@ AGENTS_RUN_SETTINGS = {
 AGENTS_RUNS = agent_runs()
 
 
-def per_arm(pattern):
-    """The pattern once per arm; {model} and {seed} stay wildcards."""
-    return expand(pattern, arm=AGENTS_ARMS, allow_missing=True)
-
-
 rule agents_run:
     input:
         # The adapter folder, for models that have one.

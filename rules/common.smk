@@ -151,6 +151,11 @@ def agent_runs():
     return [(m, a) for m in models for a in config["agents"]["arms"]]
 
 
+def per_arm(pattern):
+    """The pattern once per agent arm, in config order; {model} and {seed} stay wildcards."""
+    return expand(pattern, arm=config["agents"]["arms"], allow_missing=True)
+
+
 def agent_metrics(model, arm):
     return f"{SEED_ROOT}/agents/{model}/{arm}/metrics.json"
 
