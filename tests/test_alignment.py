@@ -238,6 +238,14 @@ def test_reward_model_trains_and_scores_one_scalar_per_text(tiny_base, tmp_path)
                               config, 64, seed=0)
     assert read_json(tmp_path / "rm.timing.json")["steps"] == 3 and not (out / "cost.json").exists()
     assert cost["steps"] == 3 and cost["train_pairs"] == 8
+    # The reward model's forward passes were counted: 3 steps of trained tokens, and the FLOP/s
+    # follow from them with the LoRA count (lmlab.core.cost).
+    n, n_trainable = cost["n_forward_params"], cost["n_trainable_params"]
+    assert cost["tokens_trained"] > 0 and 0 < n_trainable < n
+    flops = (4 * n + 2 * n_trainable) * cost["tokens_trained"] + 2 * n * cost["tokens_forward_only"]
+    assert cost["achieved_flops_per_s"] == pytest.approx(flops / cost["train_s"], rel=1e-6)
+    assert cost["achieved_over_probe"] == pytest.approx(cost["achieved_flops_per_s"] / (cost["probe_gflops"] * 1e9),
+                                                        rel=1e-6)
     assert json.loads((out / "adapter_config.json").read_text())["task_type"] == "SEQ_CLS"
     log = (out / "train_log.tsv").read_text().splitlines()
     assert log[0].split("\t")[:2] == ["step", "epoch"] and "accuracy" in log[0] and len(log) == 4

@@ -5,7 +5,6 @@ function, and every rule runs the step script of its own name, which imports its
 import ast
 import re
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 

@@ -10,7 +10,7 @@ from lmlab.paper.compare import compare_runs, is_timing, report
 def test_timing_keys():
     for key in ("wall_s", "train_s", "generate_s", "tokens_per_s", "achieved_flops_per_s", "mean_latency_s",
                 "latency_s_per_item", "generate_s_total", "load_average", "achieved_over_probe", "timing",
-                "achieved_lora_over_probe", "tokens_per_s_wall", "steps_per_s", "train_seconds_total",
+                "achieved_dense_over_probe", "achieved_flops_per_s_dense", "tokens_per_s_wall", "steps_per_s", "train_seconds_total",
                 "peak_memory_mib", "seconds"):
         assert is_timing_key(key), key
     for key in ("steps", "tokens", "n_items", "prompts_per_step", "success", "estimate", "n_forward_params",

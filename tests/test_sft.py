@@ -239,7 +239,11 @@ def test_cost_record(trained):
     log = read_tsv(trained["out"] / "train_log.tsv")
     assert cost["tokens"] == max(int(r["tokens_seen"]) for r in log if r["tokens_seen"])
     assert cost["tokens_per_s"] == pytest.approx(cost["tokens"] / cost["train_step_s"], rel=1e-4)
-    assert cost["achieved_flops_per_s"] == pytest.approx(6 * cost["n_forward_params"] * cost["tokens_per_s"], rel=1e-4)
+    # LoRA: activation gradients through the frozen base (4N), weight gradients only for the adapter.
+    lora_flops_per_token = 4 * cost["n_forward_params"] + 2 * cost["n_trainable_params"]
+    assert cost["achieved_flops_per_s"] == pytest.approx(lora_flops_per_token * cost["tokens_per_s"], rel=1e-4)
+    assert cost["achieved_flops_per_s_dense"] == pytest.approx(6 * cost["n_forward_params"] * cost["tokens_per_s"],
+                                                                rel=1e-4)
     assert cost["achieved_over_probe"] == pytest.approx(
         cost["achieved_flops_per_s"] / cost["probe_flops_per_s"], rel=1e-4
     )
@@ -395,3 +399,33 @@ def test_validation_rows_are_the_same_for_every_template(tokenizer):
     assert [r["id"] for r in kept] == [i for i, by in lengths.items() if max(by.values()) <= limit]
     for template in TEMPLATE_NAMES:
         assert build_pairs(kept, template, tokenizer, limit)[1] == []
+
+
+def test_count_forward_tokens_splits_trained_from_forward_only(base):
+    """Non-padding tokens of each forward pass, split by autograd: a training forward, a
+    no_grad scoring pass, and greedy decoding with a KV cache (one new token per row a step)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lmlab.core.cost import count_forward_tokens, training_flops
+
+    model = AutoModelForCausalLM.from_pretrained(base)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    batch = tokenizer(["one two three four five", "six"], return_tensors="pt", padding=True)
+    real = int(batch["attention_mask"].sum())
+    assert real < batch["input_ids"].numel()  # the second row is padded
+    counts, handle = count_forward_tokens(model)
+    model(**batch).logits.sum().backward()
+    with torch.no_grad():
+        model(**batch)
+    assert counts == {"trained": real, "forward_only": real}
+    model.generate(**batch, max_new_tokens=3, min_new_tokens=3, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    # The prompt once, then one token per row for each of the 2 decoding steps after the first.
+    assert counts == {"trained": real, "forward_only": 2 * real + 2 * 2}
+    handle.remove()
+    model(**batch)
+    assert counts["trained"] == real
+    assert training_flops(counts, 100, 10) == (4 * 100 + 2 * 10) * real + 2 * 100 * (2 * real + 4)

@@ -215,12 +215,26 @@ def assert_same_run(reference, resumed):
     assert diff <= WEIGHT_TOLERANCE
 
 
+def assert_counted_flops(cost, trainer):
+    """Every alignment trainer counts its policy's tokens; DPO's reference log-probs and RLOO's
+    sampling are forward passes without a backward pass, and the FLOP/s follow from the counts."""
+    assert cost["tokens_trained"] > 0
+    if trainer in ("dpo", "rloo"):
+        assert cost["tokens_forward_only"] > 0
+    n, n_trainable = cost["n_forward_params"], cost["n_trainable_params"]
+    flops = (4 * n + 2 * n_trainable) * cost["tokens_trained"] + 2 * n * cost["tokens_forward_only"]
+    assert cost["achieved_flops_per_s"] == pytest.approx(flops / cost["train_s"], rel=1e-6)
+    assert 0 < cost["achieved_over_probe"] < 5
+
+
 @pytest.mark.parametrize("trainer", TRAINERS)
 def test_sigterm_then_sigkill_then_resume_matches_an_uninterrupted_run(trainer, inputs, tmp_path):
     spec, reference, _ = TRAINERS[trainer](inputs, tmp_path / "reference")
     spec, kwargs, work = TRAINERS[trainer](inputs, tmp_path / "interrupted")
     train = resolve(spec)
     train(**reference)  # uninterrupted, in this process
+    if trainer != "sft":  # the SFT cost record is tested in test_sft
+        assert_counted_flops(json.loads(Path(reference["timing_path"]).read_text()), trainer)
     out = Path(kwargs["out_dir"])
     kwargs_file = tmp_path / "kwargs.json"
     kwargs_file.write_text(json.dumps(kwargs))

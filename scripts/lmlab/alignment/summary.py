@@ -52,6 +52,13 @@ def method_record(name, model_dir, timing_path, keys):
         "train_s": cost.get("train_s"),
         "train_cpu_s": cost.get("train_cpu_s"),
         "resumed_from": cost.get("resumed_from"),
+        # What the policy's forward passes processed, and the FLOP/s that makes (lmlab.core.cost).
+        "tokens_trained": cost.get("tokens_trained"),
+        "tokens_forward_only": cost.get("tokens_forward_only"),
+        "flops_formula": cost.get("flops_formula"),
+        "achieved_flops_per_s": cost.get("achieved_flops_per_s"),
+        "achieved_over_probe": cost.get("achieved_over_probe"),
+        "peak_memory_mib": cost["peak_memory_bytes"] / 2**20 if cost.get("peak_memory_bytes") else None,
         "metrics": {k: first_last(rows, k) for k in keys if first_last(rows, k) is not None},
     }, rows
 

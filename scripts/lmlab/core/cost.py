@@ -7,8 +7,18 @@ The achieved FLOP/s uses the usual dense-transformer estimate
 with N_forward = the parameters that take part in a matrix multiply in the forward pass (every
 weight except the input-embedding lookup; a tied LM head is counted once, as the LM head) and
 `tokens` = the non-padding training tokens actually processed (sum of the attention masks).
-For LoRA the weight gradients of the frozen base are never computed, so the work is closer to
-(4 * N_forward + 2 * N_trainable) * tokens; both are recorded, the 6N figure is the headline.
+That 6N counts a backward pass that computes weight gradients for every parameter. LoRA
+(and QLoRA) freeze the base: the backward pass still propagates activation gradients through
+every layer (about 2N per token) but computes weight gradients only for the adapter (2 *
+N_trainable), so a trained token costs (4 * N_forward + 2 * N_trainable): that is the headline
+for every training rule here (all of them train adapters); 6N is kept beside it for
+comparison with dense fine-tuning figures.
+
+The alignment trainers also run forward passes without a backward pass: DPO's reference
+log-probabilities (the adapter disabled), RLOO's sampled completions and old log-probs.
+`count_forward_tokens` counts, on the policy's decoder, the non-padding tokens of every
+forward pass during training, split by whether autograd records it; a forward-only token
+costs 2 * N_forward. The reward model RLOO calls is another network and is not counted.
 
 The machine's peak is *measured*, not looked up: a short GEMM probe (square float32 matmuls on
 the training device, in the same process and thread setting) gives the FLOP/s that this
@@ -26,6 +36,42 @@ FLOPS_FORMULA = (
     "6 * N_forward * tokens (N_forward: parameters used in forward matmuls; tokens: non-padding training tokens)"
 )
 LORA_FLOPS_FORMULA = "(4 * N_forward + 2 * N_trainable) * tokens"
+TRAINING_FLOPS_FORMULA = (
+    "(4 * N_forward + 2 * N_trainable) * trained tokens + 2 * N_forward * forward-only tokens "
+    "(LoRA: no weight gradients for the frozen base; tokens counted on the policy's forward passes)"
+)
+
+
+def count_forward_tokens(model):
+    """Count the tokens every forward pass of `model`'s decoder processes, until the returned
+    handle's remove(): {"trained": tokens of passes autograd records (a backward follows),
+    "forward_only": tokens of passes under no_grad (reference log-probs, sampling, evaluation)}.
+
+    A pass counts its non-padding positions: the last input_length columns of a 2-D attention
+    mask (a decoding step with a KV cache feeds one new token per row), else every position."""
+    counts = {"trained": 0, "forward_only": 0}
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = getattr(base, getattr(base, "base_model_prefix", ""), None) or base
+
+    def hook(module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        embeds = kwargs.get("inputs_embeds")
+        shape = ids.shape if ids is not None else embeds.shape[:2] if embeds is not None else None
+        if shape is None:
+            return
+        mask = kwargs.get("attention_mask")
+        if isinstance(mask, torch.Tensor) and mask.dim() == 2:
+            n = int(mask[:, -shape[-1]:].sum())
+        else:
+            n = int(shape[0] * shape[-1]) if len(shape) > 1 else int(shape[0])
+        counts["trained" if torch.is_grad_enabled() else "forward_only"] += n
+
+    return counts, decoder.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def training_flops(counts, n_forward, n_trainable):
+    """TRAINING_FLOPS_FORMULA over count_forward_tokens' counts."""
+    return (4.0 * n_forward + 2.0 * n_trainable) * counts["trained"] + 2.0 * n_forward * counts["forward_only"]
 
 
 def gemm_probe(seconds=1.0, n=1024, device="cpu", dtype=None):
@@ -120,14 +166,15 @@ def cost_record(tokens, train_step_s, wall_s, n_forward, n_trainable, probe, dev
         "peak_memory_kind": "cuda.max_memory_allocated" if str(device).startswith("cuda") else "getrusage.ru_maxrss",
         "n_forward_params": int(n_forward),
         "n_trainable_params": int(n_trainable),
-        "flops_formula": FLOPS_FORMULA,
-        "achieved_flops_per_s": achieved,
-        "lora_flops_formula": LORA_FLOPS_FORMULA,
-        "achieved_flops_per_s_lora": achieved_lora,
+        # Headline: the LoRA count (see the module docstring); the dense 6N figure beside it.
+        "flops_formula": LORA_FLOPS_FORMULA,
+        "achieved_flops_per_s": achieved_lora,
+        "dense_flops_formula": FLOPS_FORMULA,
+        "achieved_flops_per_s_dense": achieved,
         "probe": probe,
         "probe_flops_per_s": peak,
-        "achieved_over_probe": achieved / peak if peak > 0 else 0.0,
-        "achieved_lora_over_probe": achieved_lora / peak if peak > 0 else 0.0,
+        "achieved_over_probe": achieved_lora / peak if peak > 0 else 0.0,
+        "achieved_dense_over_probe": achieved / peak if peak > 0 else 0.0,
         "device": str(device),
     }
     record.update(extra or {})

@@ -96,8 +96,8 @@ def aggregate_benchmarks(paths, rule_names):
 
 
 def training_throughput(sft=None, alignment=None):
-    """Throughput the training stages recorded: SFT per template (tokens/s, FLOP/s), alignment
-    per method (optimizer steps per second; the alignment summary records no token counts)."""
+    """Throughput the training stages recorded: SFT per template and alignment per method
+    (tokens/s, achieved FLOP/s over the GEMM probe, both counted as in lmlab.core.cost)."""
     out = {}
     if sft:
         for name in sft.get("template_order", sorted(sft.get("templates", {}))):
@@ -112,6 +112,7 @@ def training_throughput(sft=None, alignment=None):
                 "achieved_over_probe": t.get("achieved_over_probe"),
                 "peak_memory_mib": t.get("peak_memory_mib"),
                 "train_s": t.get("train_step_s"),
+                "steps_per_s": (t["global_step"] / t["train_step_s"]) if t.get("global_step") and t.get("train_step_s") else None,
                 "wall_s": t.get("wall_s"),
                 "device": t.get("device"),
                 "qlora": t.get("qlora"),
@@ -122,15 +123,17 @@ def training_throughput(sft=None, alignment=None):
             methods = {"reward_model": alignment["reward_model"], **methods}
         for name, m in methods.items():
             steps, train_s = m.get("steps"), m.get("train_s")
+            tokens = m.get("tokens_trained")
             out[f"alignment/{name}"] = {
                 "stage": "alignment",
                 "run": name,
                 "steps": steps,
-                "tokens": None,
-                "tokens_per_s": None,
-                "achieved_flops_per_s": None,
-                "achieved_over_probe": None,
-                "peak_memory_mib": None,
+                # Trained tokens (a backward pass follows); forward-only ones count in the FLOP/s.
+                "tokens": tokens,
+                "tokens_per_s": (tokens / train_s) if tokens and train_s else None,
+                "achieved_flops_per_s": m.get("achieved_flops_per_s"),
+                "achieved_over_probe": m.get("achieved_over_probe"),
+                "peak_memory_mib": m.get("peak_memory_mib"),
                 "steps_per_s": (steps / train_s) if steps and train_s else None,
                 "train_s": train_s,
                 "wall_s": m.get("wall_s"),

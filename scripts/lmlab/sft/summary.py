@@ -12,7 +12,7 @@ from lmlab.core.io import read_json, read_tsv, write_tsv
 from lmlab.core.timing import write_results
 from lmlab.sft.outputs import LOG_COLUMNS
 
-FLOPS_FORMULA_TEXT = "6 x N_forward x training tokens"
+FLOPS_FORMULA_TEXT = "(4 x N_forward + 2 x N_trainable) x training tokens (LoRA: no weight gradients for the frozen base)"
 
 
 def summarize(adapter_dirs, timing_paths, summary_path, timing_summary_path, cost_table, loss_table, figure_png,

@@ -17,7 +17,10 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 
-from lmlab.core.cost import gemm_probe
+from lmlab.core.cost import (
+    TRAINING_FLOPS_FORMULA, count_forward_tokens, forward_parameters, gemm_probe, peak_memory_bytes,
+    training_flops,
+)
 from lmlab.core.io import read_json, write_json
 from lmlab.core.seeding import seed_everything
 from lmlab.models.base import pick_device_dtype
@@ -151,18 +154,34 @@ def run_trainer(trainer, work_dir, record, device):
     # What this machine delivered just before training (matmul FLOP/s with the rule's threads):
     # on a shared machine it says how much of the wall time is other jobs' load.
     probe = gemm_probe(seconds=0.5, device=str(trainer.args.device))
+    tokens, counting = count_forward_tokens(trainer.model)
     train_started, cpu_started = time.perf_counter(), time.process_time()
-    train_resumable(trainer, resume)
+    try:
+        train_resumable(trainer, resume)
+    finally:
+        counting.remove()
+    train_s = time.perf_counter() - train_started
+    n_forward, n_trainable = forward_parameters(trainer.model)
+    achieved = training_flops(tokens, n_forward, n_trainable) / train_s if train_s > 0 else 0.0
     # Wall time suffers from other jobs on a shared machine; process CPU time much less so.
     return {
         "device": device,
         "hardware": hardware_line(device),
         "wall_s": time.perf_counter() - started,
         "resumed_from": os.path.basename(resume) if resume else None,
-        "train_s": time.perf_counter() - train_started,
+        "train_s": train_s,
         "train_cpu_s": time.process_time() - cpu_started,
         "probe_gflops": probe["flops_per_s"] / 1e9,
         "world_size": trainer.args.world_size,
+        # Tokens of this session's forward passes (a resumed run counts from its checkpoint).
+        "tokens_trained": tokens["trained"],
+        "tokens_forward_only": tokens["forward_only"],
+        "n_forward_params": int(n_forward),
+        "n_trainable_params": int(n_trainable),
+        "flops_formula": TRAINING_FLOPS_FORMULA,
+        "achieved_flops_per_s": achieved,
+        "achieved_over_probe": achieved / probe["flops_per_s"] if probe["flops_per_s"] > 0 else 0.0,
+        "peak_memory_bytes": peak_memory_bytes(device),
     }
 
 
