@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_sft.py [--steps 4] [--batch 8] [--template chat]
 
 Trains a few LoRA steps through the same code as the `sft_train` rule (lmlab.sft.train.train_sft) on
-the real base model when it has been prepared (results/models/base/smollm2-135m-instruct), else
+the real base model when it has been prepared (results/embedded-cpu-default/models/base/smollm2-135m-instruct), else
 on a tiny random model built into a temporary folder, with the validated SFT data when present,
 else with generated rows. Prints rates and ratios; asserts nothing about time.
 """
@@ -20,8 +20,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from lmlab.core.io import read_json, write_jsonl  # noqa: E402
 from lmlab.sft.train import train_sft  # noqa: E402
 
-REAL_BASE = ROOT / "results" / "models" / "base" / "smollm2-135m-instruct"
-DATA = ROOT / "results" / "data"
+REAL_BASE = ROOT / "results" / "embedded-cpu-default" / "models" / "base" / "smollm2-135m-instruct"
+DATA = ROOT / "results" / "embedded-cpu-default" / "data"
 
 
 def synthetic_rows(n, prefix):

@@ -1,6 +1,6 @@
 """Batched fast tokenization vs the seed notebook's per-example loop, on the same input.
 
-    .venv/bin/python benchmarks/bench_tokenize.py [--base results/models/base/smollm2-135m-instruct] [--n 10000]
+    .venv/bin/python benchmarks/bench_tokenize.py [--base results/embedded-cpu-default/models/base/smollm2-135m-instruct] [--n 10000]
 
 The input is the first N example texts of the validated data (SFT splits, preferences, kb,
 agent tasks, cycled to N). The seed tokenized one text per call in a Python loop; the study
@@ -25,8 +25,8 @@ from lmlab.context.tokenizers import example_text  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", default=str(ROOT / "results/models/base/smollm2-135m-instruct"))
-    parser.add_argument("--data", default=str(ROOT / "results/data"))
+    parser.add_argument("--base", default=str(ROOT / "results/embedded-cpu-default/models/base/smollm2-135m-instruct"))
+    parser.add_argument("--data", default=str(ROOT / "results/embedded-cpu-default/data"))
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=2, help="TOKENIZERS_PARALLELISM on for > 1")
     args = parser.parse_args()

@@ -205,7 +205,7 @@ def sample_onpolicy(base_dir, sft_dir, sft_train, out_samples, template, prompts
     """Rule alignment_sample: k samples per selected sft_train prompt from the SFT model, gold-scored."""
     tokenizer = load_tokenizer(sft_dir)
     rows, rendered = training_prompts(sft_train, prompts, seed, template, tokenizer, max_prompt_tokens)
-    model = load_model(base_dir, sft_dir, merge=True)
+    model = load_model(base_dir, sft_dir)
     log.info("sampling %d x %d completions (temperature %.2f)", len(rows), k, temperature)
     sampled = sample_completions(model, tokenizer, rendered, k, temperature, top_p, max_new_tokens, batch_size,
                                  seed=seed)

@@ -137,8 +137,12 @@ def load_tokenizer(model_dir, padding_side="left"):
     return tokenizer
 
 
-def load_model(base_dir, adapter_dir=None, device=None, dtype=None, merge=False):
-    """Base model, optionally with a PEFT adapter on top, in eval mode on the chosen device."""
+def load_model(base_dir, adapter_dir=None, device=None, dtype=None, merge=True):
+    """Base model, optionally with a PEFT adapter, in eval mode on the chosen device.
+
+    For inference the adapter is merged into the weights (merge_and_unload): the same function
+    without the extra low-rank matmuls in every adapted layer. merge=False keeps the PeftModel
+    (the adapter as a separate branch), for the benchmark that compares the two."""
     from transformers import AutoModelForCausalLM
 
     if device is None or dtype is None:

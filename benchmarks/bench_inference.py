@@ -1,0 +1,138 @@
+"""Inference against the hardware, in one process on the same test items: one ratio per line.
+
+    .venv/bin/python benchmarks/bench_inference.py [--run results/embedded-cpu-default]
+        [--seed 1234] [--template chat] [--n 32] [--threads 1]
+
+Reads a finished run (`make paper`): its base model, its reference SFT adapter and its test
+items. Every arm goes through the stage code (lmlab.models.base.load_model,
+lmlab.models.generation.generate_batched, lmlab.evaluation.nll.gold_nll); plain
+`model.generate` is the reference the engine must equal.
+
+(a) teacher-forced scoring of the gold answers (the evaluation_nll work): achieved FLOP/s
+    (2 x N_forward x non-padding tokens per second) over a float32 GEMM probe measured in the
+    same process with the same threads;
+(b) batched greedy generation vs plain `model.generate` one prompt at a time, with the share
+    of identical outputs;
+(c) prompt tokens the run's agent read (SFT model, tools arm): every turn re-reads the shared
+    instructions; what a shared-prefix cache would save is printed as the bound it is (no
+    prefix reuse yet);
+(d) merged vs unmerged adapter: generation speed ratio and the share of identical outputs.
+
+A timing benchmark: run it on an idle machine; the ratios, not the seconds, are the result.
+"""
+
+import argparse
+import glob
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+def plain_generate(model, tokenizer, prompts, max_new_tokens):
+    """The reference: `model.generate` on one unpadded prompt at a time."""
+    import torch
+
+    texts = []
+    for prompt in prompts:
+        encoded = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
+        with torch.inference_mode():
+            output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                    temperature=None, top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
+        texts.append(tokenizer.decode(output[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+    return texts
+
+
+def timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    value = function(*args, **kwargs)
+    return value, time.perf_counter() - start
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", default=str(ROOT / "results" / "embedded-cpu-default"))
+    parser.add_argument("--seed", default=None, help="training seed folder (default: the first seed-* of the run)")
+    parser.add_argument("--template", default="chat")
+    parser.add_argument("--n", type=int, default=32, help="test items (long-context items left out)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=24)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the default run: 1 per job)")
+    args = parser.parse_args(argv)
+    run = Path(args.run)
+    bases = sorted(glob.glob(str(run / "models" / "base" / "*")))
+    seeds = [Path(args.seed)] if args.seed else sorted(run.glob("seed-*"))
+    if not bases or not seeds:
+        parser.error(f"{run}: no finished run (base model and seed folders); run `make paper` first")
+    base, adapter = bases[0], seeds[0] / "models" / "sft" / args.template
+    if not adapter.is_dir():
+        parser.error(f"{adapter}: no SFT adapter for template {args.template!r}")
+
+    import torch
+
+    from lmlab.core.cost import forward_parameters, gemm_probe
+    from lmlab.core.io import read_jsonl
+    from lmlab.core.seeding import seed_everything
+    from lmlab.evaluation.nll import gold_nll
+    from lmlab.models.base import load_model, load_tokenizer
+    from lmlab.models.generation import generate_batched
+    from lmlab.models.templates import render_prompt
+
+    torch.set_num_threads(args.threads)
+    seed_everything(0)
+    tokenizer = load_tokenizer(base)
+    items = [r for r in read_jsonl(run / "evaluation" / "test_items.jsonl") if r["task"] != "long_context_qa"]
+    items = items[: args.n]
+    prompts = [render_prompt(row, args.template, tokenizer) for row in items]
+    golds = [row["output"] for row in items]
+    merged = load_model(base, adapter)
+    print(f"# {len(items)} test items of {run.name}, adapter {adapter.relative_to(run)}, {args.threads} thread(s)")
+
+    # (a) teacher-forced scoring over the probe, same process and threads.
+    gold_nll(merged, tokenizer, prompts[:2], golds[:2])  # warm-up
+    _, scoring_s = timed(gold_nll, merged, tokenizer, prompts, golds, batch_size=8)
+    tokens = sum(len(tokenizer(p, add_special_tokens=False)["input_ids"]) +
+                 len(tokenizer(g, add_special_tokens=False)["input_ids"]) for p, g in zip(prompts, golds))
+    n_forward, _ = forward_parameters(merged)
+    probe = gemm_probe(seconds=2.0, n=1024)
+    achieved = 2.0 * n_forward * tokens / scoring_s
+    print(f"(a) scoring: {tokens} tokens in {scoring_s:.2f} s = {achieved / 1e9:.2f} GFLOP/s; "
+          f"GEMM probe {probe['flops_per_s'] / 1e9:.2f} GFLOP/s; ratio {achieved / probe['flops_per_s']:.3f}")
+
+    # (b) the engine, batched, vs plain generate one prompt at a time.
+    generate_batched(merged, tokenizer, prompts[:2], max_new_tokens=4, batch_size=2, progress=False)  # warm-up
+    batched, batched_s = timed(generate_batched, merged, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
+                               batch_size=args.batch_size, progress=False)
+    plain, plain_s = timed(plain_generate, merged, tokenizer, prompts, args.max_new_tokens)
+    same = sum(r["text"] == p for r, p in zip(batched, plain))
+    print(f"(b) batched generation: {plain_s / batched_s:.2f}x faster than plain generate one at a time "
+          f"({batched_s:.1f} s vs {plain_s:.1f} s); identical outputs {same}/{len(prompts)}")
+
+    # (c) the prompts the run's agent (the SFT model, tools arm) read, turn by turn.
+    traces_path = seeds[0] / "agents" / "sft" / "tools" / "traces.jsonl"
+    if traces_path.exists():
+        turns = [step["prompt"] for trace in read_jsonl(traces_path) for step in trace["steps"] if step.get("prompt")]
+        read = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in turns)
+        shared = len(tokenizer(os.path.commonprefix(turns), add_special_tokens=False)["input_ids"]) - 1
+        cached = read - (len(turns) - 1) * max(shared, 0)
+        print(f"(c) agent prompts: {len(turns)} turns read {read} prompt tokens; a {shared}-token prefix is shared "
+              f"by all; prefix reuse is not implemented, so the ratio is 1.00x (bound with a shared-prefix cache: "
+              f"{read / cached:.2f}x)")
+    else:
+        print(f"(c) agent prompts: {traces_path} missing (agents not run)")
+
+    # (d) merged vs the adapter as a separate PEFT branch, same prompts.
+    unmerged = load_model(base, adapter, merge=False)
+    generate_batched(unmerged, tokenizer, prompts[:2], max_new_tokens=4, batch_size=2, progress=False)
+    branch, branch_s = timed(generate_batched, unmerged, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
+                             batch_size=args.batch_size, progress=False)
+    agree = sum(a["text"] == b["text"] for a, b in zip(batched, branch))
+    print(f"(d) merged adapter: {branch_s / batched_s:.2f}x faster than unmerged ({batched_s:.1f} s vs "
+          f"{branch_s:.1f} s); identical outputs {agree}/{len(prompts)}")
+
+
+if __name__ == "__main__":
+    main()
