@@ -198,5 +198,5 @@ def test_a_second_config_leaves_the_first_run_in_place(finished_run):
     # second run did not reach are listed as only in the first (the paper's own files are not
     # step outputs with a record; its figures are).
     assert any(line.startswith("context/") and " -> " in line for line in lines), proc.stdout[-3000:]
-    assert f"evaluation/summary.json: only in {TEST_RESULTS}" in lines, proc.stdout[-3000:]
+    assert f"seed-7/evaluation/summary.json: only in {TEST_RESULTS}" in lines, proc.stdout[-3000:]
     assert lines[-1].startswith(f"compare: {TEST_RESULTS} vs {other}: ")
