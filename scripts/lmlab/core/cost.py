@@ -154,7 +154,8 @@ def cost_record(tokens, train_step_s, wall_s, n_forward, n_trainable, probe, dev
     """The cost.json content; every rate is derived from the raw numbers it also records."""
     tokens_per_s = tokens / train_step_s if train_step_s > 0 else 0.0
     achieved = 6.0 * n_forward * tokens_per_s
-    achieved_lora = (4.0 * n_forward + 2.0 * n_trainable) * tokens_per_s
+    # SFT has no forward-only passes: every counted token is trained.
+    achieved_lora = training_flops({"trained": tokens_per_s, "forward_only": 0}, n_forward, n_trainable)
     peak = probe["flops_per_s"]
     record = {
         "tokens": int(tokens),
