@@ -13,17 +13,17 @@ lmlab.models.generation.generate_batched, lmlab.evaluation.nll.gold_nll); plain
     same process with the same threads;
 (b) batched greedy generation vs plain `model.generate` one prompt at a time, with the share
     of identical outputs;
-(c) prompt tokens the run's agent read (SFT model, tools arm): every turn re-reads the shared
-    instructions; what a shared-prefix cache would save is printed as the bound it is (no
-    prefix reuse yet);
-(d) merged vs unmerged adapter: generation speed ratio and the share of identical outputs.
+(c) one agent episode (SFT model, tools arm, the run's tasks and settings) with and without
+    the shared-prefix cache: prompt tokens run through the model, speed, identical traces;
+(d) merged vs unmerged adapter: generation speed ratio and the share of identical outputs;
+(e) bfloat16 weights (this CPU has AVX-512 BF16) vs float32: speed and identical outputs,
+    the measurement behind the engine's float32 on CPU.
 
 A timing benchmark: run it on an idle machine; the ratios, not the seconds, are the result.
 """
 
 import argparse
 import glob
-import os
 import sys
 import time
 from pathlib import Path
@@ -74,8 +74,12 @@ def main(argv=None):
     import torch
 
     from lmlab.core.cost import forward_parameters, gemm_probe
-    from lmlab.core.io import read_jsonl
+    from lmlab.agents.loop import run_agent
+    from lmlab.agents.run import make_generate
+    from lmlab.agents.selection import select_tasks
+    from lmlab.core.io import read_json, read_jsonl
     from lmlab.core.seeding import seed_everything
+    from lmlab.core.timing import strip_timing
     from lmlab.evaluation.nll import gold_nll
     from lmlab.models.base import load_model, load_tokenizer
     from lmlab.models.generation import generate_batched
@@ -111,18 +115,25 @@ def main(argv=None):
     print(f"(b) batched generation: {plain_s / batched_s:.2f}x faster than plain generate one at a time "
           f"({batched_s:.1f} s vs {plain_s:.1f} s); identical outputs {same}/{len(prompts)}")
 
-    # (c) the prompts the run's agent (the SFT model, tools arm) read, turn by turn.
-    traces_path = seeds[0] / "agents" / "sft" / "tools" / "traces.jsonl"
-    if traces_path.exists():
-        turns = [step["prompt"] for trace in read_jsonl(traces_path) for step in trace["steps"] if step.get("prompt")]
-        read = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in turns)
-        shared = len(tokenizer(os.path.commonprefix(turns), add_special_tokens=False)["input_ids"]) - 1
-        cached = read - (len(turns) - 1) * max(shared, 0)
-        print(f"(c) agent prompts: {len(turns)} turns read {read} prompt tokens; a {shared}-token prefix is shared "
-              f"by all; prefix reuse is not implemented, so the ratio is 1.00x (bound with a shared-prefix cache: "
-              f"{read / cached:.2f}x)")
-    else:
-        print(f"(c) agent prompts: {traces_path} missing (agents not run)")
+    # (c) one agent episode (SFT model, tools arm, the run's task subset) with and without
+    # the shared-prefix cache: prompt tokens run through the model, and identical traces.
+    settings = read_json(seeds[0] / "agents" / "sft" / "tools" / "metrics.json")["settings"]
+    tasks, _ = select_tasks(read_jsonl(run / "data" / "agent_tasks.jsonl"), settings["max_tasks"],
+                            settings["min_repeats"], settings["seed"])
+    kb_rows = read_jsonl(run / "data" / "kb.jsonl")
+    episodes = {}
+    for share in (False, True):
+        generate, counters = make_generate(merged, tokenizer, settings["max_new_tokens"], settings["batch_size"],
+                                           settings["prompt_format"], settings["max_input_tokens"], share_prefix=share)
+        traces, seconds = timed(run_agent, tasks, generate, "tools", kb_rows, max_steps=settings["max_steps"],
+                                seed=settings["seed"], batch_size=settings["batch_size"])
+        episodes[share] = (strip_timing(traces), counters, seconds)
+    (plain_traces, plain_counts, plain_s), (cached_traces, cached_counts, cached_s) = episodes[False], episodes[True]
+    print(f"(c) agent episode ({len(tasks)} tasks, {cached_counts['prompts']} turns): "
+          f"{plain_counts['prompt_tokens_computed'] / cached_counts['prompt_tokens_computed']:.2f}x fewer prompt "
+          f"tokens with prefix reuse ({plain_counts['prompt_tokens_computed']} vs "
+          f"{cached_counts['prompt_tokens_computed']}); {plain_s / cached_s:.2f}x faster ({plain_s:.1f} s vs "
+          f"{cached_s:.1f} s); identical traces {sum(a == b for a, b in zip(plain_traces, cached_traces))}/{len(tasks)}")
 
     # (d) merged vs the adapter as a separate PEFT branch, same prompts.
     unmerged = load_model(base, adapter, merge=False)
@@ -132,6 +143,17 @@ def main(argv=None):
     agree = sum(a["text"] == b["text"] for a, b in zip(batched, branch))
     print(f"(d) merged adapter: {branch_s / batched_s:.2f}x faster than unmerged ({batched_s:.1f} s vs "
           f"{branch_s:.1f} s); identical outputs {agree}/{len(prompts)}")
+
+    # (e) the dtype the engine keeps: bfloat16 weights on this CPU, batched as in (b).
+    half = load_model(base, adapter, device="cpu", dtype=torch.bfloat16)
+    generate_batched(half, tokenizer, prompts[:2], max_new_tokens=4, batch_size=2, progress=False)
+    halved, half_s = timed(generate_batched, half, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
+                           batch_size=args.batch_size, progress=False)
+    half_plain = plain_generate(half, tokenizer, prompts, args.max_new_tokens)
+    print(f"(e) bfloat16 weights: {batched_s / half_s:.2f}x the float32 speed ({half_s:.1f} s vs {batched_s:.1f} s); "
+          f"outputs identical to float32 {sum(a['text'] == b['text'] for a, b in zip(batched, halved))}/{len(prompts)}; "
+          f"batched equal to plain generate in bfloat16 {sum(a['text'] == b for a, b in zip(halved, half_plain))}"
+          f"/{len(prompts)}")
 
 
 if __name__ == "__main__":

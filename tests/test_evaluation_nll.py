@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from lmlab.evaluation.nll import gold_nll, perplexity, token_budget_batches
+from lmlab.evaluation.nll import gold_nll, perplexity
+from lmlab.models.generation import token_budget_batches
 
 
 class _CharTokenizer:

@@ -44,3 +44,70 @@ def test_batched_greedy_equals_plain_generate_one_prompt_at_a_time(tmp_path_fact
         batched = generate_batched(model, tokenizer, PROMPTS, max_new_tokens=12, batch_size=batch_size,
                                    progress=False)
         assert [r["text"] for r in batched] == plain, batch_size
+
+
+# A few-shot transcript every prompt starts with, as the agent loop and judge prompts do.
+SHARED = ("You answer with one word. Example: Question: colour of grass? Answer: green. "
+          "Example: Question: opposite of hot? Answer: cold. Now the real question. Question: ")
+
+
+@pytest.mark.parametrize("merge", [True, False], ids=["merged", "peft-branch"])
+def test_shared_prefix_cache_keeps_outputs_and_reads_the_prefix_once(tmp_path_factory, merge):
+    from lmlab.models.base import load_model, load_tokenizer
+    from lmlab.models.generation import MIN_SHARED_PREFIX, generate_batched, prompt_tokens_computed
+
+    base = tiny_models.tiny_base(tmp_path_factory)
+    adapter = tiny_models.tiny_sft_adapter(tmp_path_factory, base)
+    model = load_model(base, adapter, merge=merge)
+    tokenizer = load_tokenizer(base)
+    prompts = [SHARED + p for p in PROMPTS]
+    plain = [plain_generate(model, tokenizer, prompt, 12) for prompt in prompts]
+    assert len(set(plain)) > 1
+    for batch_size in (1, 4, 8):
+        cached = generate_batched(model, tokenizer, prompts, max_new_tokens=12, batch_size=batch_size, progress=False)
+        assert [r["text"] for r in cached] == plain, batch_size
+    prefix = cached[0]["prefix_tokens"]
+    assert prefix >= MIN_SHARED_PREFIX
+    uncached = generate_batched(model, tokenizer, prompts, max_new_tokens=12, batch_size=4, progress=False,
+                                share_prefix=False)
+    assert [r["text"] for r in uncached] == plain
+    assert all(r["prefix_tokens"] == 0 for r in uncached)
+    total = sum(r["tokens_in"] for r in cached)
+    assert prompt_tokens_computed(uncached) == total
+    assert prompt_tokens_computed(cached) == total - (len(prompts) - 1) * prefix
+
+
+def test_token_budget_keeps_a_long_prompt_out_of_the_short_batch(tmp_path_factory):
+    from lmlab.models.base import load_model, load_tokenizer
+    from lmlab.models.generation import generate_batched
+
+    base = tiny_models.tiny_base(tmp_path_factory)
+    model = load_model(base)
+    tokenizer = load_tokenizer(base)
+    prompts = PROMPTS + [" ".join(["word"] * 120)]
+    plain = [plain_generate(model, tokenizer, prompt, 6) for prompt in prompts]
+    budgeted = generate_batched(model, tokenizer, prompts, max_new_tokens=6, batch_size=8, max_batch_tokens=200,
+                                progress=False)
+    assert [r["text"] for r in budgeted] == plain
+    # The long prompt ran alone: its batch latency is not shared with the short ones.
+    assert budgeted[-1]["latency_s"] != budgeted[0]["latency_s"]
+
+
+def test_prefix_store_serves_later_calls(tmp_path_factory):
+    from lmlab.models.base import load_model, load_tokenizer
+    from lmlab.models.generation import generate_batched, prompt_tokens_computed
+
+    base = tiny_models.tiny_base(tmp_path_factory)
+    model = load_model(base)
+    tokenizer = load_tokenizer(base)
+    prompts = [SHARED + p for p in PROMPTS]
+    plain = [plain_generate(model, tokenizer, prompt, 8) for prompt in prompts]
+    store = {}
+    first = generate_batched(model, tokenizer, prompts[:3], max_new_tokens=8, progress=False, prefix_store=store)
+    assert len(store) == 1 and first[0]["prefix_computed"]
+    # A later call, even of one prompt, reads the stored prefix instead of recomputing it.
+    later = generate_batched(model, tokenizer, prompts[3:4], max_new_tokens=8, progress=False, prefix_store=store)
+    assert not later[0]["prefix_computed"] and later[0]["prefix_tokens"] == first[0]["prefix_tokens"]
+    assert prompt_tokens_computed(later) == later[0]["tokens_in"] - later[0]["prefix_tokens"]
+    rest = generate_batched(model, tokenizer, prompts[4:], max_new_tokens=8, progress=False, prefix_store=store)
+    assert [r["text"] for r in first + later + rest] == plain

@@ -18,7 +18,7 @@ from lmlab.core.errors import InputError
 from lmlab.core.io import read_jsonl, write_jsonl, write_tsv
 from lmlab.core.timing import strip_timing, write_results
 from lmlab.models.base import load_model, load_tokenizer, model_hash
-from lmlab.models.generation import generate_batched
+from lmlab.models.generation import generate_batched, prompt_tokens_computed
 
 log = logging.getLogger(__name__)
 
@@ -57,22 +57,30 @@ class _StopEarly:
     def __getattr__(self, name):
         return getattr(self._model, name)
 
+    def __call__(self, *args, **kwargs):  # the engine's prefix pass calls the model itself
+        return self._model(*args, **kwargs)
+
     def generate(self, **kwargs):
         return self._model.generate(**kwargs, stopping_criteria=self._criteria)
 
 
-def make_generate(model, tokenizer, max_new_tokens, batch_size, prompt_format="raw", max_input_tokens=None):
+def make_generate(model, tokenizer, max_new_tokens, batch_size, prompt_format="raw", max_input_tokens=None,
+                  share_prefix=True):
     """`generate(prompts) -> continuations` for run_agent over one loaded model, plus its counters.
 
     Greedy and batched through `generate_batched` (stop strings = the loop's
     Observation/Question markers). Prompts of one call are grouped by kind (action, plan,
     final_answer, summary), each with its own `max_new_tokens`. prompt_format "raw" continues
     the agent prompt as text (the few-shot transcript format the loop is written for);
-    "chat" sends it as the user turn of the tokenizer's chat template."""
+    "chat" sends it as the user turn of the tokenizer's chat template. The prompts of a call
+    share the loop's instructions and few-shot transcript: the engine reads that prefix once
+    per arm, not once per turn (`share_prefix`, a prefix store kept between calls; counted in
+    `prompt_tokens_computed` against `tokens_in`)."""
     stopping = _StopEarly(model, tokenizer, STOP_MARKERS)
     if prompt_format == "chat" and not tokenizer.chat_template:
         raise InputError("agents.prompt_format: chat needs a tokenizer with a chat template")
-    counters = {"calls": 0, "prompts": 0, "tokens_in": 0, "tokens_out": 0, "truncated": 0, "generate_s": 0.0}
+    counters = {"calls": 0, "prompts": 0, "tokens_in": 0, "prompt_tokens_computed": 0, "tokens_out": 0,
+                "truncated": 0, "generate_s": 0.0}
     counters["per_kind"] = {kind: 0 for kind in PROMPT_KINDS.values()}
 
     def wrap(prompt):
@@ -80,6 +88,8 @@ def make_generate(model, tokenizer, max_new_tokens, batch_size, prompt_format="r
             return prompt
         messages = [{"role": "user", "content": prompt}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    prefix_store = {}
 
     def generate(prompts):
         outputs = [None] * len(prompts)
@@ -98,7 +108,10 @@ def make_generate(model, tokenizer, max_new_tokens, batch_size, prompt_format="r
                 max_input_tokens=max_input_tokens,
                 progress=False,
                 stop_strings=list(STOP_MARKERS),
+                share_prefix=share_prefix,
+                prefix_store=prefix_store,
             )
+            counters["prompt_tokens_computed"] += prompt_tokens_computed(results)
             for index, result in zip(indices, results):
                 outputs[index] = result["text"]
                 counters["tokens_in"] += result["tokens_in"]
