@@ -11,7 +11,7 @@ import pytest
 from lmlab.core.cost import cost_record, forward_parameters, gemm_probe
 from lmlab.core.errors import InputError
 from lmlab.core.io import read_json, read_tsv, write_jsonl
-from lmlab.models.templates import TEMPLATE_NAMES
+from lmlab.models.templates import TEMPLATE_NAMES, render_prompt
 from lmlab.sft.config import resolve_config, resolve_qlora
 from lmlab.sft.data import build_pairs, prompt_completion, rows_fitting_every_template, sample_mix
 from lmlab.sft.outputs import LOG_COLUMNS
@@ -429,3 +429,31 @@ def test_count_forward_tokens_splits_trained_from_forward_only(base):
     model(**batch)
     assert counts["trained"] == real
     assert training_flops(counts, 100, 10) == (4 * 100 + 2 * 10) * real + 2 * 100 * (2 * real + 4)
+
+
+CONVERSATION = {
+    "id": "c1", "task": "general", "lang": "en", "input": "", "meta": {},
+    "instruction": "What is 2 plus 2?\n\n4\n\nAnd times 3?", "output": "12",
+    "messages": [
+        {"role": "user", "content": "What is 2 plus 2?"},
+        {"role": "assistant", "content": "4"},
+        {"role": "user", "content": "And times 3?"},
+        {"role": "assistant", "content": "12"},
+    ],
+}
+
+
+def test_multi_turn_goes_through_the_chat_template_turn_by_turn(tokenizer):
+    prompt = render_prompt(CONVERSATION, "chat", tokenizer)
+    expected = tokenizer.apply_chat_template(CONVERSATION["messages"][:-1], tokenize=False, add_generation_prompt=True)
+    assert prompt == expected and prompt.count("<|im_start|>assistant") == 2
+
+
+@pytest.mark.parametrize("template", ["chat", "seed"])
+def test_multi_turn_loss_last_or_every_assistant_turn(tokenizer, template):
+    last, _ = build_pairs([CONVERSATION], template, tokenizer, 256, "last")
+    every, _ = build_pairs([CONVERSATION], template, tokenizer, 256, "all")
+    assert [p["completion"].strip() for p in last] == ["12" + tokenizer.eos_token]
+    assert [p["completion"].strip() for p in every] == ["4" + tokenizer.eos_token, "12" + tokenizer.eos_token]
+    # The later answer is trained with the earlier turns in its prompt.
+    assert every[1]["prompt"] == last[0]["prompt"] and "What is 2 plus 2?" in every[0]["prompt"]
