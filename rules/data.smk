@@ -1,4 +1,6 @@
 # Validation of every raw input: one-line errors before any expensive work.
+from lmlab.data.sources import source_path
+
 DATASETS = {
     "sft_train": "sft",
     "sft_validation": "sft",
@@ -12,7 +14,12 @@ DATASETS = {
 
 rule data_validate:
     input:
-        **{name: config["data"][name] for name in DATASETS},
+        # Local sources (JSONL, parquet, arrow, save_to_disk folder); a hub dataset has no file.
+        **{
+            name: source_path(config["data"][name])
+            for name in DATASETS
+            if source_path(config["data"][name]) is not None
+        },
         # The generator record is optional: user-supplied data has none.
         **(
             {"generator": config["data"]["generator"]}
@@ -34,6 +41,7 @@ rule data_validate:
         **cpu_resources("data_validate"),
     params:
         kinds=DATASETS,
+        sources={name: config["data"][name] for name in DATASETS},
     script:
         "../scripts/data_validate.py"
 

@@ -1,4 +1,4 @@
-"""Rule data_validate: check every raw file, then write results/data/*.jsonl + manifest."""
+"""Rule data_validate: check every raw source, then write results/data/*.jsonl + manifest."""
 
 from pathlib import Path
 
@@ -6,6 +6,7 @@ from lmlab.data.validate import validate_all
 from lmlab.core.step import step
 
 with step(snakemake) as smk:
-    datasets = {name: (smk.input[name], kind) for name, kind in smk.params.kinds.items()}
+    # Each source as the config names it: a path (the rule's input) or a hub dataset entry.
+    datasets = {name: (smk.params.sources[name], kind) for name, kind in smk.params.kinds.items()}
     generator = smk.input.get("generator")
     validate_all(datasets, Path(smk.output.manifest).parent, generator)

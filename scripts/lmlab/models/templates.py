@@ -54,7 +54,14 @@ def render_prompt(row, template, tokenizer=None, constrained=False):
     if template == "chat":
         if tokenizer is None or not tokenizer.chat_template:
             raise ValueError("the chat template needs a tokenizer with a chat_template")
-        messages = [{"role": "user", "content": user_text(row, constrained)}]
+        if row.get("messages"):
+            # A conversation (lmlab.data.formats) goes turn by turn up to its last answer; the
+            # format rule, when asked for, ends the last user turn.
+            messages = [dict(m) for m in row["messages"][:-1]]
+            if constrained and format_rule(row):
+                messages[-1]["content"] = messages[-1]["content"].strip() + "\n\n" + format_rule(row)
+        else:
+            messages = [{"role": "user", "content": user_text(row, constrained)}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     raise ValueError(f"unknown template {template!r}; known: {', '.join(TEMPLATE_NAMES)}")
 

@@ -1,6 +1,11 @@
 """The SFT training set: a weighted, seeded mix of validated SFT files, rendered as
 prompt-completion pairs with `lmlab.models.templates`, and the validation rows.
 
+A multi-turn conversation goes through the chat template turn by turn and trains on its last
+answer or on every assistant turn (`sft.multi_turn_loss`: `assistant_turns`). Every answer is
+a completion of its own, so TRL's completion-only loss covers it on any template; TRL's
+`assistant_only_loss` would need `{% generation %}` markers that SmolLM2's chat template lacks.
+
 Trailing spaces of a prompt move to its completion, and rows too long for `max_length` are
 dropped rather than cut (a cut would lose the response and its EOS). Validation rows are those
 that fit under every template, so every template is validated on the same rows.
@@ -88,17 +93,35 @@ def prompt_completion(row, template, tokenizer):
     return {"prompt": stripped, "completion": prompt[len(stripped) :] + completion}
 
 
-def build_pairs(rows, template, tokenizer, max_length):
+def assistant_turns(row, multi_turn_loss="last"):
+    """The training rows of one validated row. A conversation (`messages`, kept by
+    lmlab.data.formats) trains on its last answer (`last`), or (`all`) on every assistant
+    turn: one row per answer, the conversation before it as the prompt, so each answer is in
+    the loss once, with its history. A plain row is itself."""
+    messages = row.get("messages")
+    if not messages or multi_turn_loss == "last":
+        return [row]
+    rows = []
+    for end, turn in enumerate(messages):
+        if turn["role"] != "assistant":
+            continue
+        part = {**row, "instruction": "\n\n".join(m["content"] for m in messages[:end]), "input": "",
+                "output": turn["content"], "messages": messages[: end + 1]}
+        rows.append(part)
+    return rows
+
+
+def build_pairs(rows, template, tokenizer, max_length, multi_turn_loss="last"):
     """Prompt-completion pairs; rows whose prompt + completion exceed `max_length` tokens are
     dropped (truncating them would cut off the response and its EOS). Returns (pairs, dropped ids)."""
     pairs, dropped = [], []
     for row in rows:
-        pair = prompt_completion(row, template, tokenizer)
-        n_tokens = len(tokenizer(pair["prompt"] + pair["completion"])["input_ids"])
+        row_pairs = [prompt_completion(part, template, tokenizer) for part in assistant_turns(row, multi_turn_loss)]
+        n_tokens = max(len(tokenizer(p["prompt"] + p["completion"])["input_ids"]) for p in row_pairs)
         if max_length and n_tokens > max_length:
             dropped.append(row["id"])
             continue
-        pairs.append(pair)
+        pairs.extend(row_pairs)
     return pairs, dropped
 
 
@@ -132,7 +155,7 @@ def load_training_data(cfg, train_paths, validation_path, template, tokenizer, s
         m["sha256"] = manifest.get(m["dataset"], {}).get("sha256") or sha256_file(train_paths[m["dataset"]])
     eval_all = read_jsonl(validation_path)
     eval_rows = subsample(eval_all, cfg["max_eval_examples"], seed, "validation")
-    train_pairs, dropped_train = build_pairs(train_rows, template, tokenizer, cfg["max_length"])
+    train_pairs, dropped_train = build_pairs(train_rows, template, tokenizer, cfg["max_length"], cfg["multi_turn_loss"])
     kept_eval, dropped_eval = rows_fitting_every_template(eval_rows, tokenizer, cfg["max_length"])
     eval_pairs, _ = build_pairs(kept_eval, template, tokenizer, None)
     # Evaluation batches of similar lengths: less padding, same rows every time.

@@ -56,6 +56,8 @@ def model_card(record):
         f"- source: `{r['base_model'].get('source')}`",
         f"- weights sha256: `{r['base_model'].get('weights_sha256')}`",
         f"- training precision: {r['precision']}; QLoRA: {r['qlora']}",
+        f"- LoRA target modules: {r['lora_targets']} (architecture `{r['model_type']}`, "
+        f"sft.target_modules: {r['sft_config']['target_modules']})",
         "",
         "## Data",
         "",

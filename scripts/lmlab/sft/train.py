@@ -33,7 +33,7 @@ from lmlab.core.cost import cost_record, forward_parameters, gemm_probe
 from lmlab.core.errors import InputError
 from lmlab.core.io import read_json, write_json, write_tsv
 from lmlab.core.provenance import hardware, package_versions
-from lmlab.models.base import load_tokenizer, pick_device_dtype
+from lmlab.models.base import load_tokenizer, lora_targets, pick_device_dtype
 from lmlab.sft.config import resolve_config, resolve_qlora
 from lmlab.sft.data import load_training_data, to_dataset
 from lmlab.sft.outputs import LOG_COLUMNS, model_card, train_log_rows
@@ -44,8 +44,10 @@ from lmlab.training.run import device_args, resume_point, start_run, train_resum
 log = logging.getLogger(__name__)
 
 
-def lora_config(cfg):
-    targets = cfg["target_modules"]
+def lora_config(cfg, model_type):
+    """LoRA on `sft.target_modules`, or for "auto" the modules chosen for the architecture
+    (lmlab.models.base.lora_targets)."""
+    targets = lora_targets(model_type, cfg["target_modules"])
     return LoraConfig(
         r=cfg["r"],
         lora_alpha=cfg["alpha"],
@@ -175,7 +177,7 @@ def build_trainer(base_dir, train_pairs, eval_pairs, cfg, work_dir, seed, device
         train_dataset=to_dataset(train_pairs),
         eval_dataset=to_dataset(eval_pairs) if eval_pairs else None,
         processing_class=tokenizer,
-        peft_config=lora_config(cfg),
+        peft_config=lora_config(cfg, model.config.model_type),
         callbacks=[clock, *callbacks],
     )
     # StepClock logs one line per log entry; the default printer would repeat it on stdout.
@@ -334,6 +336,8 @@ def train_sft(
         "dropped_train": data["dropped_train"],
         "dropped_eval": data["dropped_eval"],
         "sft_config": cfg,
+        "model_type": read_json(base_dir / "config.json")["model_type"],
+        "lora_targets": lora_targets(read_json(base_dir / "config.json")["model_type"], cfg["target_modules"]),
         "world_size": state.num_processes,
         "global_step": state_obj.global_step,
         "final_train_loss": metrics["final_train_loss"],
