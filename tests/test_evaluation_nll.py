@@ -91,8 +91,12 @@ def test_perplexity_is_token_weighted():
 def test_token_budget_batches_cap_items_and_padded_tokens():
     lengths = [10, 10, 10, 10, 300, 2000, 2100]
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches = token_budget_batches(order, lengths, batch_size=3, max_tokens=4096)
+    batches = token_budget_batches(order, lengths, batch_size=3, max_tokens=4096, max_padding=float("inf"))
     assert batches == [[0, 1, 2], [3, 4], [5], [6]]
     assert [i for b in batches for i in b] == order
+    # With the padding bound the 300-token item no longer pads a 10-token one (600 > 1.5 x 310),
+    # while 2000 and 2100 may share a batch (4200 <= 1.5 x 4100) when the token cap allows.
+    assert token_budget_batches(order, lengths, batch_size=3, max_tokens=4096) == [[0, 1, 2], [3], [4], [5], [6]]
+    assert token_budget_batches(order, lengths, batch_size=3, max_tokens=8192) == [[0, 1, 2], [3], [4], [5, 6]]
     # A single item longer than the budget still gets its own batch.
     assert token_budget_batches([0], [9000], batch_size=8) == [[0]]

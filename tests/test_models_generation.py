@@ -111,3 +111,22 @@ def test_prefix_store_serves_later_calls(tmp_path_factory):
     assert prompt_tokens_computed(later) == later[0]["tokens_in"] - later[0]["prefix_tokens"]
     rest = generate_batched(model, tokenizer, prompts[4:], max_new_tokens=8, progress=False, prefix_store=store)
     assert [r["text"] for r in first + later + rest] == plain
+
+
+def test_per_prompt_budgets_equal_one_call_per_budget(tmp_path_factory):
+    from lmlab.models.base import load_model, load_tokenizer
+    from lmlab.models.generation import generate_batched
+
+    base = tiny_models.tiny_base(tmp_path_factory)
+    adapter = tiny_models.tiny_sft_adapter(tmp_path_factory, base)
+    model = load_model(base, adapter)
+    tokenizer = load_tokenizer(base)
+    budgets = [2, 12, 5, 12, 1, 7]
+    plain = [plain_generate(model, tokenizer, prompt, budget) for prompt, budget in zip(PROMPTS, budgets)]
+    for batch_size in (2, 8):
+        mixed = generate_batched(model, tokenizer, PROMPTS, max_new_tokens=budgets, batch_size=batch_size,
+                                 progress=False)
+        assert [r["text"] for r in mixed] == plain, batch_size
+        assert all(r["tokens_out"] <= budget for r, budget in zip(mixed, budgets))
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate_batched(model, tokenizer, PROMPTS, max_new_tokens=budgets[:2], progress=False)

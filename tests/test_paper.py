@@ -212,3 +212,8 @@ def test_abstract_and_threats_follow_the_base_model(fixture_results):
                                                  "vocab_size": 49152, "weights_sha256": "cd" * 32})
     html, _ = render(tmp_path, config)
     assert "Tiny random base model" in html and "1,593,504" in html
+    assert "No chat template" not in html
+    write_json(tmp_path / "results/base.json", {"source": "local/gpt-neox-tiny", "parameters": 1593504, "model_type": "gpt_neox",
+                                                 "vocab_size": 49152, "weights_sha256": "cd" * 32, "has_chat_template": False})
+    html, _ = render(tmp_path, config)
+    assert "No chat template" in html and "seed template" in html

@@ -475,3 +475,15 @@ def test_lora_auto_targets_every_projection_of_a_non_llama(tmp_path, architectur
     wrapped = {name.rsplit(".", 1)[-1] for name, _ in peft_model.named_modules() if name.endswith(tuple(LORA_TARGETS[architecture]))}
     assert wrapped == set(LORA_TARGETS[architecture])
     assert lora_targets("some_new_arch") == "all-linear" and lora_targets("llama", ["q_proj"]) == ["q_proj"]
+
+
+def test_chat_without_a_chat_template_falls_back_to_the_seed_template(tokenizer):
+    import copy
+
+    plain = copy.deepcopy(tokenizer)
+    plain.chat_template = None
+    row = {"instruction": "Resume el texto", "input": "Hola mundo", "output": "Saludo."}
+    assert render_prompt(row, "chat", plain) == render_prompt(row, "seed", plain)
+    assert render_prompt(row, "chat", tokenizer) != render_prompt(row, "seed", tokenizer)
+    with pytest.raises(ValueError, match="tokenizer"):
+        render_prompt(row, "chat", None)

@@ -179,24 +179,34 @@ def test_rerun_from_empty_results_is_byte_identical(finished_run, tmp_path_facto
     assert result["timings"] and all("timing/" in t or t.startswith(("paper/", "provenance/")) for t in result["timings"])
 
 
-def test_a_second_config_leaves_the_first_run_in_place(finished_run):
-    """Another config (its own run_name, another seed) writes under its own root: the first
-    run still verifies, and the comparison step lists what differs."""
+def test_a_second_config_on_a_second_architecture_leaves_the_first_run_in_place(finished_run):
+    """Another config (its own run_name, another seed, a GPT-NeoX base instead of a Llama)
+    runs the whole workflow under its own root: the paper and its provenance come out, LoRA
+    goes on GPT-NeoX's own module names, the first run still verifies, and the comparison
+    step lists what differs."""
     workdir, _ = finished_run
-    other = "results/test-tiny-seed8"
+    other = "results/test-tiny-gpt-neox"
     env = {**os.environ, "PYTHONPATH": str(workdir / "scripts")}
-    run_snakemake(workdir, f"{other}/context/summary.json", *TEST_CONFIG, "--config", "run_name=test-tiny-seed8",
-                  "seed=8")
-    proc = subprocess.run([sys.executable, "-m", "lmlab.paper.verify", f"{TEST_RESULTS}/paper/provenance.json"],
-                          cwd=workdir, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0 and "verify: OK" in proc.stdout, proc.stdout
+    start = time.time()
+    run_snakemake(workdir, "--configfile", "config/test.yaml", "config/test_gpt_neox.yaml")
+    print(f"GPT-NeoX test workflow: {time.time() - start:.0f} s")
+    base = json.loads((workdir / other / "models/base/tiny-gpt-neox/base_model.json").read_text())
+    assert base["model_type"] == "gpt_neox"
+    adapter = json.loads((workdir / other / "seed-8/models/sft/chat/adapter_config.json").read_text())
+    assert "query_key_value" in adapter["target_modules"] and "q_proj" not in adapter["target_modules"]
+    reward = json.loads((workdir / other / "seed-8/models/reward/adapter_config.json").read_text())
+    assert reward["target_modules"] == ["query_key_value"]
+    assert "<h2>Setup</h2>" in (workdir / other / "paper/paper.html").read_text(encoding="utf-8")
+    for root in (TEST_RESULTS, other):
+        proc = subprocess.run([sys.executable, "-m", "lmlab.paper.verify", f"{root}/paper/provenance.json"],
+                              cwd=workdir, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0 and "verify: OK" in proc.stdout, proc.stdout
     proc = subprocess.run([sys.executable, "-m", "lmlab.paper.compare", TEST_RESULTS, other], cwd=workdir, env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 1, proc.stdout
     lines = proc.stdout.splitlines()
-    # Numbers of the context stage differ with the seed (tokenizers, tiny LMs); the stages the
-    # second run did not reach are listed as only in the first (the paper's own files are not
-    # step outputs with a record; its figures are).
+    # Numbers of the context stage differ with the seed (tokenizers, tiny LMs); the first run's
+    # second seed is only in the first run.
     assert any(line.startswith("context/") and " -> " in line for line in lines), proc.stdout[-3000:]
     assert f"seed-7/evaluation/summary.json: only in {TEST_RESULTS}" in lines, proc.stdout[-3000:]
     assert lines[-1].startswith(f"compare: {TEST_RESULTS} vs {other}: ")

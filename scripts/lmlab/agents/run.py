@@ -60,8 +60,9 @@ class _StopEarly:
     def __call__(self, *args, **kwargs):  # the engine's prefix pass calls the model itself
         return self._model(*args, **kwargs)
 
-    def generate(self, **kwargs):
-        return self._model.generate(**kwargs, stopping_criteria=self._criteria)
+    def generate(self, stopping_criteria=(), **kwargs):
+        criteria = type(self._criteria)([*stopping_criteria, *self._criteria])
+        return self._model.generate(**kwargs, stopping_criteria=criteria)
 
 
 def make_generate(model, tokenizer, max_new_tokens, batch_size, prompt_format="raw", max_input_tokens=None,

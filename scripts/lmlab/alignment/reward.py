@@ -24,7 +24,7 @@ from lmlab.alignment.scoring import heuristic_score
 from lmlab.core.io import read_jsonl, write_json, write_jsonl
 from lmlab.core.stats import paired_mean_difference, proportion_ci
 from lmlab.data.tasks import FAILURE_MODES
-from lmlab.models.base import load_tokenizer
+from lmlab.models.base import load_tokenizer, lora_targets
 from lmlab.models.reward import load_reward_model, pairwise_outcome, reward_scores, rm_input_ids
 from lmlab.training.checkpoints import content_hash
 from lmlab.training.outputs import count_by, kv_lines
@@ -56,13 +56,14 @@ def train_reward_model(base_dir, pairs_path, out_dir, timing_path, work_root, re
         ]
     )
     model = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1, dtype=dtype)
+    targets = lora_targets(model.config.model_type, reward["target_modules"], attention_only=True)
     model.config.pad_token_id = tokenizer.pad_token_id
     lora = LoraConfig(
         task_type="SEQ_CLS",
         r=reward["lora_r"],
         lora_alpha=reward["lora_alpha"],
         lora_dropout=reward["lora_dropout"],
-        target_modules=list(reward["target_modules"]),
+        target_modules=targets,
     )
     train = {k: reward[k] for k in ("steps", "learning_rate", "save_steps", "logging_steps") if k in reward}
     args = RewardConfig(**common_args(train, work_dir, seed, device, dtype),
@@ -75,7 +76,8 @@ def train_reward_model(base_dir, pairs_path, out_dir, timing_path, work_root, re
     sections = [
         ("Start point", [
             f"- base `{base_dir}` as `AutoModelForSequenceClassification(num_labels=1)` (a new linear "
-            "`score` head) + a new LoRA (`task_type=SEQ_CLS`; the head is trained and saved with the adapter).",
+            "`score` head) + a new LoRA (`task_type=SEQ_CLS`; the head is trained and saved with the adapter) "
+            f"on `{targets}` (alignment.reward.target_modules: {reward['target_modules']}).",
             "- trained with TRL's RewardTrainer (Bradley-Terry loss -log sigmoid(r_chosen - r_rejected)).",
             f"- input text: prompt rendered with the `{template}` template + response + EOS; score at the last "
             "non-pad token.",

@@ -48,9 +48,9 @@ def generate_cell(
 ):
     """Rule evaluation_generate: one row per test item for one (model, prompt, context) cell.
 
-    Greedy decoding through lmlab.models.generation.generate_batched, one call per task (each task
-    has its own max_new_tokens); identical settings in every cell apart from the cell's own
-    factors. Rows: id, task, lang, meta, instruction, input, prompt (as sent, i.e. cut from
+    Greedy decoding through lmlab.models.generation.generate_batched, one call for all items,
+    each with its task's max_new_tokens (batches group similar budgets); identical settings in
+    every cell apart from the cell's own factors. Rows: id, task, lang, meta, instruction, input, prompt (as sent, i.e. cut from
     the left when truncated), prompt_tokens (before the cut), prediction, gold, tokens_in,
     tokens_out, truncated, stopped_at_eos, decoding, model, prompt_name,
     template, constrained, context, base_hash, adapter_hash. The cell's wall-clock seconds go
@@ -61,26 +61,11 @@ def generate_cell(
     model = load_model(base_dir, adapter_dir or None)
     hashes = model_hash(base_dir, adapter_dir or None)
     prompts = [render_prompt(row, template, tokenizer, constrained) for row in items]
-    results = [None] * len(items)
-    by_task = {}
-    for i, row in enumerate(items):
-        by_task.setdefault(row["task"], []).append(i)
+    budgets = [max_new_tokens_for(row["task"], max_new_tokens) for row in items]
     started = time.perf_counter()
-    for task in sorted(by_task):
-        indices = by_task[task]
-        budget = max_new_tokens_for(task, max_new_tokens)
-        outputs = generate_batched(
-            model,
-            tokenizer,
-            [prompts[i] for i in indices],
-            max_new_tokens=budget,
-            batch_size=batch_size,
-            max_input_tokens=context,
-            progress=False,
-        )
-        for i, out in zip(indices, outputs):
-            results[i] = (out, budget)
-        log.info("%s: %d items, %.1f s so far", task, len(indices), time.perf_counter() - started)
+    outputs = generate_batched(model, tokenizer, prompts, max_new_tokens=budgets, batch_size=batch_size,
+                               max_input_tokens=context, progress=False)
+    results = list(zip(outputs, budgets))
     rows = []
     for row, prompt, (out, budget) in zip(items, prompts, results):
         sent, prompt_tokens = prompt_as_sent(tokenizer, prompt, context)

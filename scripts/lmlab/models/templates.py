@@ -39,8 +39,18 @@ def user_text(row, constrained=False):
     return "\n\n".join(parts)
 
 
+def uses_seed_fallback(template, tokenizer):
+    """A model without a chat template gets the seed template where `chat` is asked for (the
+    paper says so: lmlab.paper.claims, from base_model.json's has_chat_template)."""
+    if template == "chat" and tokenizer is None:
+        raise ValueError("the chat template needs the model's tokenizer")
+    return template == "chat" and not tokenizer.chat_template
+
+
 def render_prompt(row, template, tokenizer=None, constrained=False):
     """The prompt text (everything before the response) under a named template."""
+    if uses_seed_fallback(template, tokenizer):
+        template = "seed"
     if template == "seed":
         # The seed notebook's Spanish section headers; Entrada only when there is input.
         text = f"### Instrucción:\n{row['instruction'].strip()}\n\n"
@@ -52,8 +62,6 @@ def render_prompt(row, template, tokenizer=None, constrained=False):
     if template == "minimal":
         return user_text(row, constrained) + "\nAnswer: "
     if template == "chat":
-        if tokenizer is None or not tokenizer.chat_template:
-            raise ValueError("the chat template needs a tokenizer with a chat_template")
         if row.get("messages"):
             # A conversation (lmlab.data.formats) goes turn by turn up to its last answer; the
             # format rule, when asked for, ends the last user turn.

@@ -193,6 +193,14 @@ def threats(summaries, base_model, manifest, config):
         )
     else:
         add("Model size", f"The base model {source} has {size}; effects at this scale need not hold for larger models.", "base_model.json")
+    if base_model.get("has_chat_template") is False:
+        add(
+            "No chat template",
+            f"The tokenizer of {source} has no chat template, so every prompt asked for under the `chat` template "
+            f"was rendered with the seed template (### Instrucción / ### Respuesta): the `chat` rows of SFT, "
+            f"evaluation and the context study are seed-template results.",
+            "base_model.json: has_chat_template",
+        )
     gen = (manifest.get("sft_train") or {}).get("generator")
     if gen:
         add(

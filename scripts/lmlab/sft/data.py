@@ -130,8 +130,7 @@ def rows_fitting_every_template(rows, tokenizer, max_length):
     others: validation losses of different templates are then measured on the same rows."""
     too_long = set()
     for template in TEMPLATE_NAMES:
-        if template != "chat" or tokenizer.chat_template:
-            too_long.update(build_pairs(rows, template, tokenizer, max_length)[1])
+        too_long.update(build_pairs(rows, template, tokenizer, max_length)[1])
     return [r for r in rows if r["id"] not in too_long], sorted(too_long)
 
 
