@@ -194,7 +194,7 @@ def test_a_second_config_on_a_second_architecture_leaves_the_first_run_in_place(
     assert base["model_type"] == "gpt_neox"
     adapter = json.loads((workdir / other / "seed-8/models/sft/chat/adapter_config.json").read_text())
     assert "query_key_value" in adapter["target_modules"] and "q_proj" not in adapter["target_modules"]
-    reward = json.loads((workdir / other / "seed-8/models/reward/adapter_config.json").read_text())
+    reward = json.loads((workdir / other / "seed-8/models/reward/chat/adapter_config.json").read_text())
     assert reward["target_modules"] == ["query_key_value"]
     assert "<h2>Setup</h2>" in (workdir / other / "paper/paper.html").read_text(encoding="utf-8")
     for root in (TEST_RESULTS, other):
