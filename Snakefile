@@ -24,6 +24,29 @@ validate(config, "config/schema.yaml")
 check_rules(config)
 
 
+# Bookkeeping rules (tables, figures, summaries, the paper; no torch, seconds each) run where
+# Snakemake runs instead of through the cluster's queue, where each would wait for a slot
+# and a status poll. Locally this changes nothing.
+localrules:
+    all,
+    evaluation_testset,
+    evaluation_score,
+    evaluation_matrix,
+    evaluation_summary,
+    evaluation_errors,
+    evaluation_human_sheet,
+    evaluation_human_agreement,
+    sft_summary,
+    alignment_summary,
+    agents_summary,
+    context_report,
+    paper_seeds,
+    paper_cost,
+    paper_figures,
+    paper,
+    paper_verify,
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/models.smk"

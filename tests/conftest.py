@@ -1,8 +1,10 @@
-"""Shared fixtures: the repository root, and a temporary copy of the workflow to run in."""
+"""Shared fixtures: the repository root, a temporary copy of the workflow to run in, and the
+test workflow's finished run (shared by the local and the SLURM end-to-end tests)."""
 
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "config", "data", "report", "envs", "slurm")
 # Where config/test.yaml's run writes: results/<run_name>/.
 TEST_RESULTS = "results/test-tiny"
+TEST_CONFIG = ["--configfile", "config/test.yaml"]
 
 
 def copy_workflow(dest):
@@ -37,3 +40,23 @@ def run_snakemake(workdir, *args, timeout=1800, check=True):
 @pytest.fixture
 def workflow_copy(tmp_path):
     return copy_workflow(tmp_path / "wf")
+
+
+def git_workflow(dest):
+    """A copy of the workflow in a git checkout, so provenance records carry a commit like a
+    real run would."""
+    workdir = copy_workflow(dest)
+    subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=workdir, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "wf"], cwd=workdir, check=True)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """The whole test workflow (config/test.yaml, two seeds), run once per test session from
+    empty results: (workdir, seconds)."""
+    workdir = git_workflow(tmp_path_factory.mktemp("e2e"))
+    start = time.time()
+    run_snakemake(workdir, *TEST_CONFIG)
+    return workdir, time.time() - start
