@@ -260,6 +260,16 @@ def test_reward_model_trains_and_scores_one_scalar_per_text(tiny_base, tmp_path)
     # Batching and padding do not change a score.
     alone = reward_scores(model, tokenizer, prompts[:1], ["Lima"], 64)
     assert alone[0] == pytest.approx(scores[0], abs=1e-5)
+    # The prefix tree (the CPU path: a shared prompt is read once, each answer on its cache)
+    # gives the batched scores, on texts that share prompts, answers' starts, or nothing.
+    from lmlab.models.reward import batched_scores, prefix_tree_scores, rm_input_ids
+
+    texts = [(prompts[0], "Lima"), (prompts[0], "Lima, Peru."), (prompts[0], "I can't help with that."),
+             (prompts[1], "Lima"), (prompts[2], "Quito"), (prompts[0], "Lima")]
+    sequences = [rm_input_ids(tokenizer, p, r, 64) for p, r in texts]
+    tree, batched = prefix_tree_scores(model, tokenizer, sequences), batched_scores(model, tokenizer, sequences, 4)
+    assert tree == pytest.approx(batched, abs=1e-5) and tree[0] == tree[5]
+    assert len(set(round(t, 6) for t in tree)) >= 4
 
 
 def test_verifiable_reward_prefers_gold_answers():

@@ -3,15 +3,13 @@ learned reward model of the alignment stage, as a scalar judge and as a position
 pairwise judge, raw and length-controlled.
 
 This is the one evaluation module that needs torch and transformers at import (through
-lmlab.alignment.reward and the reward model it runs).
+lmlab.models.reward and the reward model it runs).
 """
 
 import logging
 import time
 
-import torch
-
-from lmlab.models.reward import load_reward_model, pairwise_outcome, reward_scores, rm_input_ids
+from lmlab.models.reward import load_reward_model, pairwise_outcome, reward_scores
 from lmlab.core.errors import InputError
 from lmlab.core.io import read_jsonl, write_json, write_jsonl
 from lmlab.core.stats import length_controlled_win_rate, win_rate_from_judgements
@@ -39,70 +37,6 @@ def pair_text(row, answer_a, answer_b):
         f"{PAIR_INSTRUCTION[lang]}\n\n### Request:\n{request}\n\n"
         f"### Answer A:\n{answer_a.strip()}\n\n### Answer B:\n{answer_b.strip()}"
     )
-
-
-def tree_scores(model, tokenizer, sequences):
-    """Reward scores of token sequences (lmlab.alignment.reward.rm_input_ids), sharing common prefixes.
-
-    The same numbers as lmlab.alignment.reward.reward_scores on the same ids (read at the last non-pad
-    token, where the sequence-classification head pools; SmolLM2's pad is its EOS, so the
-    token before the final EOS), but the sequences form a prefix tree: every shared prefix
-    runs once and each branch runs on top of its key-value cache, which is cropped back after
-    the branch. One judged item's texts (every model's answer to the same prompt; the pair
-    texts that share the request and differ in answer order and verdict) share most of their
-    tokens, so this cuts the judge's cost several-fold. Needs the decoder-classifier layout
-    (`base_model` + `score` head); returns None for any other model.
-    """
-    if not (hasattr(model, "base_model") and hasattr(model, "score")) or model.base_model is model:
-        return None
-    pad = tokenizer.pad_token_id
-    ends = []
-    for seq in sequences:
-        kept = [i for i, t in enumerate(seq) if t != pad]
-        ends.append(kept[-1] + 1 if kept else len(seq))
-    device = next(model.parameters()).device
-    scores = [None] * len(sequences)
-
-    def run(ids, cache):
-        out = model.base_model(input_ids=torch.tensor([ids], device=device), past_key_values=cache, use_cache=True)
-        return out.last_hidden_state[:, -1], out.past_key_values
-
-    def branch(members, start, cache):
-        # Invariant: the members share sequence[:start], which `cache` holds, and each ends
-        # after `start`. Extend the common prefix as far as every member goes on together.
-        stop = min(ends[m] for m in members)
-        lcp = start
-        while lcp < stop and len({sequences[m][lcp] for m in members}) == 1:
-            lcp += 1
-        if lcp > start:
-            hidden, cache = run(sequences[members[0]][start:lcp], cache)
-            score = float(model.score(hidden)[0, 0].float())
-            for m in members:
-                if ends[m] == lcp:
-                    scores[m] = score
-        rest = [m for m in members if ends[m] > lcp]
-        groups = {}
-        for m in rest:
-            groups.setdefault(sequences[m][lcp], []).append(m)
-        for group in groups.values():
-            branch(group, lcp, cache)
-            if cache is not None and cache.get_seq_length() > lcp:
-                cache.crop(lcp - cache.get_seq_length())  # a negative count drops the branch's tokens
-
-    with torch.inference_mode():
-        branch(list(range(len(sequences))), 0, None)
-    return scores
-
-
-def judged_scores(model, tokenizer, pairs, max_length, batch_size):
-    """Reward scores of (prompt, response) pairs, one item's pairs at a time through
-    tree_scores (falls back to lmlab.alignment.reward.reward_scores without it)."""
-    sequences = [rm_input_ids(tokenizer, p, r, max_length) for p, r in pairs]
-    scores = tree_scores(model, tokenizer, sequences)
-    if scores is None:
-        scores = reward_scores(model, tokenizer, [p for p, _ in pairs], [r for _, r in pairs], max_length=max_length,
-                               batch_size=batch_size)
-    return scores
 
 
 def judge_texts(row, template, tokenizer, answers, pairs):
@@ -211,7 +145,8 @@ def judge_all(items_path, models, gen_paths, base_dir, reward_dir, pairs, out_sc
     started = time.perf_counter()
     for i in ids:
         texts, keys = judge_texts(items[i], template, tokenizer, {m: gens[m][i]["prediction"] for m in models}, pairs)
-        scores = dict(zip(keys, judged_scores(model, tokenizer, texts, max_length, batch_size)))
+        scores = dict(zip(keys, reward_scores(model, tokenizer, [p for p, _ in texts], [r for _, r in texts],
+                                              max_length, batch_size=batch_size)))
         for m in models:
             rewards[m][i] = scores[("scalar", m)]
         for a, b in pairs:
