@@ -5,10 +5,10 @@
 
 Reads a finished run (`make paper`): its base model, its reference SFT adapter and its test
 items. Every arm goes through the stage code (lmlab.models.base.load_model,
-lmlab.models.generation.generate_batched, lmlab.evaluation.nll.gold_nll); plain
+lmlab.models.generation.generate_batched, lmlab.models.generation.continuation_nll); plain
 `model.generate` is the reference the engine must equal.
 
-(a) teacher-forced scoring of the gold answers (the evaluation_nll work): achieved FLOP/s
+(a) teacher-forced scoring of the gold answers, prompt and answer in one forward pass: achieved FLOP/s
     (2 x N_forward x non-padding tokens per second) over a float32 GEMM probe measured in the
     same process with the same threads;
 (b) batched greedy generation vs plain `model.generate` one prompt at a time, with the share
@@ -92,9 +92,8 @@ def main(argv=None):
     from lmlab.core.io import read_json, read_jsonl
     from lmlab.core.seeding import seed_everything
     from lmlab.core.timing import strip_timing
-    from lmlab.evaluation.nll import gold_nll
     from lmlab.models.base import load_model, load_tokenizer
-    from lmlab.models.generation import generate_batched
+    from lmlab.models.generation import continuation_nll, generate_batched
     from lmlab.models.templates import render_prompt
 
     torch.set_num_threads(args.threads)
@@ -108,8 +107,8 @@ def main(argv=None):
     print(f"# {len(items)} test items of {run.name}, adapter {adapter.relative_to(run)}, {args.threads} thread(s)")
 
     # (a) teacher-forced scoring over the probe, same process and threads.
-    gold_nll(merged, tokenizer, prompts[:2], golds[:2])  # warm-up
-    _, scoring_s = timed(gold_nll, merged, tokenizer, prompts, golds, batch_size=8)
+    continuation_nll(merged, tokenizer, prompts[:2], golds[:2])  # warm-up
+    _, scoring_s = timed(continuation_nll, merged, tokenizer, prompts, golds, batch_size=8)
     tokens = sum(len(tokenizer(p, add_special_tokens=False)["input_ids"]) +
                  len(tokenizer(g, add_special_tokens=False)["input_ids"]) for p, g in zip(prompts, golds))
     n_forward, _ = forward_parameters(merged)

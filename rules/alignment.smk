@@ -31,6 +31,7 @@ rule alignment_sample:
         log_path("alignment_sample-seed{seed}"),
     benchmark:
         bench("alignment_sample-seed{seed}")
+    priority: PRIORITY_CHAIN
     conda:
         "../envs/train.yaml"
     threads: CPU_THREADS
@@ -58,6 +59,7 @@ rule alignment_pairs:
         log_path("alignment_pairs-seed{seed}"),
     benchmark:
         bench("alignment_pairs-seed{seed}")
+    priority: PRIORITY_CHAIN
     conda:
         "../envs/train.yaml"
     threads: 1
@@ -86,6 +88,7 @@ rule alignment_reward:
         log_path("alignment_reward-seed{seed}"),
     benchmark:
         bench("alignment_reward-seed{seed}")
+    priority: PRIORITY_CHAIN
     conda:
         "../envs/train.yaml"
     threads: CPU_THREADS
@@ -142,6 +145,7 @@ rule alignment_dpo:
         log_path("alignment_dpo-beta{beta}-seed{seed}"),
     benchmark:
         bench("alignment_dpo-beta{beta}-seed{seed}")
+    priority: PRIORITY_BEFORE_JUDGE
     conda:
         "../envs/train.yaml"
     threads: CPU_THREADS
@@ -173,6 +177,7 @@ rule alignment_orpo:
         log_path("alignment_orpo-seed{seed}"),
     benchmark:
         bench("alignment_orpo-seed{seed}")
+    priority: PRIORITY_BEFORE_JUDGE
     conda:
         "../envs/train.yaml"
     threads: CPU_THREADS
@@ -210,6 +215,7 @@ rule alignment_rloo:
         log_path("alignment_rloo_{arm}-seed{seed}"),
     benchmark:
         bench("alignment_rloo_{arm}-seed{seed}")
+    priority: PRIORITY_CHAIN
     conda:
         "../envs/train.yaml"
     threads: CPU_THREADS

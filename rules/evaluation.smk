@@ -126,6 +126,14 @@ rule evaluation_generate:
         model="|".join(EVAL_MODELS),
         prompt="|".join(EVAL_PROMPTS),
         context=r"\d+",
+    priority:
+        lambda wc: (
+            PRIORITY_BEFORE_JUDGE
+            if wc.model in EVAL_JUDGED
+            and wc.prompt == EVAL_REF["prompt"]
+            and int(wc.context) == EVAL_REF["context"]
+            else 0
+        )
     conda:
         "../envs/eval.yaml"
     threads: CPU_THREADS
@@ -166,42 +174,6 @@ rule evaluation_score:
         "../scripts/evaluation_score.py"
 
 
-rule evaluation_nll:
-    # One job per model, so each starts as soon as its adapter exists instead of all waiting
-    # for the last aligned model at the end of the DAG.
-    input:
-        unpack(
-            lambda wc: (
-                {"adapter": at_seed(EVAL_AVAILABLE[wc.model], wc.seed)}
-                if EVAL_AVAILABLE[wc.model]
-                else {}
-            )
-        ),
-        test_items=EVAL_ITEMS,
-        base=BASE,
-    output:
-        nll=f"{METRICS_DIR}/{{model}}/nll.jsonl",
-        prov=prov("evaluation_nll-{model}-seed{seed}"),
-    log:
-        log_path("evaluation_nll-{model}-seed{seed}"),
-    benchmark:
-        bench("evaluation_nll-{model}-seed{seed}")
-    wildcard_constraints:
-        model="|".join(EVAL_AXIS_MODELS),
-    conda:
-        "../envs/eval.yaml"
-    threads: CPU_THREADS
-    resources:
-        **gpu_resources("evaluation_nll"),
-    params:
-        template=EVAL_PROMPTS[EVAL_REF["prompt"]][0],
-        constrained=EVAL_PROMPTS[EVAL_REF["prompt"]][1],
-        context=EVAL_REF["context"],
-        batch_size=EVAL["nll_batch_size"],
-    script:
-        "../scripts/evaluation_nll.py"
-
-
 rule evaluation_judge:
     input:
         test_items=EVAL_ITEMS,
@@ -217,6 +189,7 @@ rule evaluation_judge:
         log_path("evaluation_judge-seed{seed}"),
     benchmark:
         bench("evaluation_judge-seed{seed}")
+    priority: PRIORITY_BEFORE_JUDGE
     conda:
         "../envs/eval.yaml"
     threads: CPU_THREADS
@@ -270,11 +243,8 @@ rule evaluation_matrix:
 rule evaluation_stats:
     input:
         metrics=[f"{METRICS_DIR}/{c}.jsonl" for c in EVAL_CELL_IDS],
-        nll=expand(
-            f"{METRICS_DIR}/{{model}}/nll.jsonl",
-            model=EVAL_AXIS_MODELS,
-            allow_missing=True,
-        ),
+        # Gold NLL: written with each cell's generations, read on the model axis.
+        nll=expand(EVAL_REF_GEN, model=EVAL_AXIS_MODELS, allow_missing=True),
         winrates=[f"{WIN_DIR}/{a}_vs_{b}.json" for a, b in EVAL_PAIRS],
     output:
         intervals=f"{STATS_DIR}/intervals.tsv",
@@ -449,7 +419,6 @@ PROVENANCE.extend(
                 for c in EVAL_CELLS
                 for step in ("generate", "score")
             ],
-            *[prov(f"evaluation_nll-{m}-seed{{seed}}") for m in EVAL_AXIS_MODELS],
             *([prov("evaluation_judge-seed{seed}")] if EVAL_PAIRS else []),
             prov("evaluation_matrix-seed{seed}"),
             prov("evaluation_stats-seed{seed}"),

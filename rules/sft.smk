@@ -28,6 +28,7 @@ rule sft_train:
         bench("sft_train-{template}-seed{seed}")
     wildcard_constraints:
         template="|".join(SFT_TEMPLATES),
+    priority: lambda wc: PRIORITY_CHAIN if wc.template == alignment_template() else 0
     conda:
         "../envs/train.yaml"
     threads: CPU_THREADS

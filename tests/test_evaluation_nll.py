@@ -1,15 +1,15 @@
-"""Gold-answer NLL on a tiny random Llama against a per-item reference loop; perplexity; token-budget batches."""
+"""Teacher-forced continuation NLL (the gold-answer NLL) on a tiny random Llama against a per-item reference loop; perplexity; token-budget batches."""
 
 import math
 
 import pytest
 
-from lmlab.evaluation.nll import gold_nll, perplexity
-from lmlab.models.generation import token_budget_batches
+from lmlab.evaluation.stats import perplexity
+from lmlab.models.generation import continuation_nll, token_budget_batches
 
 
 class _CharTokenizer:
-    """One token per character, ids 3..99; 0 pads. Enough tokenizer for gold_nll."""
+    """One token per character, ids 3..99; 0 pads. Enough tokenizer for continuation_nll."""
 
     pad_token_id = 0
     eos_token_id = 1
@@ -56,31 +56,31 @@ PROMPTS = ["Question: 2+2? Answer:", "Hola", "A much longer prompt that pads the
 GOLDS = [" 4", " mundo feliz", " yes", "yz"]
 
 
-def test_gold_nll_matches_per_item_loop(tiny_llama):
+def test_continuation_nll_matches_per_item_loop(tiny_llama):
     tokenizer = _CharTokenizer()
-    tiny_llama.train()  # gold_nll must switch dropout off and restore the mode
-    batched = gold_nll(tiny_llama, tokenizer, PROMPTS, GOLDS, batch_size=3)
+    tiny_llama.train()  # continuation_nll must switch dropout off and restore the mode
+    batched = continuation_nll(tiny_llama, tokenizer, PROMPTS, GOLDS, batch_size=3)
     assert tiny_llama.training
     tiny_llama.eval()
     for result, prompt, gold in zip(batched, PROMPTS, GOLDS):
-        assert result["gold_tokens"] == len(gold)
-        assert result["gold_nll"] == pytest.approx(
+        assert result["tokens"] == len(gold)
+        assert result["nll"] == pytest.approx(
             _loop_nll(tiny_llama, tokenizer, prompt, gold), abs=1e-5
         )
-    one_by_one = gold_nll(tiny_llama, tokenizer, PROMPTS, GOLDS, batch_size=1)
+    one_by_one = continuation_nll(tiny_llama, tokenizer, PROMPTS, GOLDS, batch_size=1)
     for a, b in zip(batched, one_by_one):
-        assert a["gold_nll"] == pytest.approx(b["gold_nll"], abs=1e-5)
+        assert a["nll"] == pytest.approx(b["nll"], abs=1e-5)
 
 
-def test_gold_nll_max_length_truncates_prompt_from_the_left(tiny_llama):
+def test_continuation_nll_max_length_truncates_prompt_from_the_left(tiny_llama):
     tokenizer = _CharTokenizer()
     prompt, gold = "abcdefghijklmnop", "xyz"
-    result = gold_nll(tiny_llama, tokenizer, [prompt], [gold], max_length=8)[0]
-    assert result["gold_nll"] == pytest.approx(
+    result = continuation_nll(tiny_llama, tokenizer, [prompt], [gold], max_length=8)[0]
+    assert result["nll"] == pytest.approx(
         _loop_nll(tiny_llama, tokenizer, prompt[-5:], gold), abs=1e-5
     )
     with pytest.raises(ValueError):
-        gold_nll(tiny_llama, tokenizer, [prompt], ["x" * 8], max_length=8)
+        continuation_nll(tiny_llama, tokenizer, [prompt], ["x" * 8], max_length=8)
 
 
 def test_perplexity_is_token_weighted():

@@ -130,3 +130,39 @@ def test_per_prompt_budgets_equal_one_call_per_budget(tmp_path_factory):
         assert all(r["tokens_out"] <= budget for r, budget in zip(mixed, budgets))
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate_batched(model, tokenizer, PROMPTS, max_new_tokens=budgets[:2], progress=False)
+
+
+GOLDS = ["5", "Blue, because air scatters short wavelengths.", "Hello there", '{"name": "Ana"}', "positive",
+         "eight nine"]
+
+
+@pytest.mark.parametrize("share_prefix", [False, True], ids=["own-prompts", "shared-prefix"])
+def test_continuation_nll_on_the_generation_cache_equals_teacher_forced_scoring(tmp_path_factory, share_prefix):
+    """The gold answers scored on the prompts' cache after decoding (one read of each prompt)
+    equal continuation_nll's full forward pass over prompt + answer, with left-truncated
+    prompts, a shared prefix and batches mixing prompt and answer lengths; the generated
+    texts do not change."""
+    from lmlab.models.base import load_model, load_tokenizer
+    from lmlab.models.generation import continuation_nll, generate_batched
+
+    base = tiny_models.tiny_base(tmp_path_factory)
+    adapter = tiny_models.tiny_sft_adapter(tmp_path_factory, base)
+    model = load_model(base, adapter)
+    tokenizer = load_tokenizer(base)
+    prompts = [SHARED + p for p in PROMPTS] if share_prefix else PROMPTS
+    limit = None if share_prefix else 8  # cuts the longer prompts from the left
+    plain = generate_batched(model, tokenizer, prompts, max_new_tokens=[4, 9, 6, 12, 3, 7], batch_size=4,
+                             max_input_tokens=limit, progress=False)
+    scored = generate_batched(model, tokenizer, prompts, max_new_tokens=[4, 9, 6, 12, 3, 7], batch_size=4,
+                              max_input_tokens=limit, progress=False, continuations=GOLDS)
+    assert [r["text"] for r in scored] == [r["text"] for r in plain]
+    assert any(r["truncated"] for r in scored) == (limit is not None)
+    sent = []
+    for p in prompts:
+        ids = tokenizer(p, add_special_tokens=False)["input_ids"]
+        sent.append(tokenizer.decode(ids[-limit:] if limit else ids))
+    reference = continuation_nll(model, tokenizer, sent, GOLDS, batch_size=1)
+    for got, want in zip(scored, reference):
+        assert got["continuation_tokens"] == want["tokens"]
+        assert got["continuation_nll"] == pytest.approx(want["nll"], abs=1e-4)
+    assert len({round(r["continuation_nll"], 3) for r in scored}) > 1

@@ -120,7 +120,8 @@ def sample_completions(model, tokenizer, prompts, k, temperature, top_p, max_new
     """k sampled completions per prompt: [[{text, tokens_out, stopped_at_eos}] * k] * len(prompts).
 
     Prompts are left-padded and batched in the given order; the generator is seeded once,
-    so the same prompts, batch size and seed give the same samples on CPU.
+    so the same prompts, batch size and seed give the same samples on CPU. Every prompt has
+    at least two tokens (a rendered template).
     """
     tokenizer.padding_side = "left"
     device = next(model.parameters()).device
@@ -131,19 +132,27 @@ def sample_completions(model, tokenizer, prompts, k, temperature, top_p, max_new
     for start in range(0, len(prompts), batch_size):
         encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts[start : start + batch_size]]
         inputs = tokenizer.pad({"input_ids": encoded}, padding=True, return_tensors="pt").to(device)
+        ids, mask = inputs["input_ids"], inputs["attention_mask"]
         with torch.inference_mode():
+            # Each prompt is read once and its KV cache (all but the last token) copied to its k
+            # samples; num_return_sequences would run the prompt's forward pass k times.
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            cache = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
+                          use_cache=True).past_key_values
+            cache.batch_repeat_interleave(k)
             generated = model.generate(
-                **inputs,
+                input_ids=ids.repeat_interleave(k, dim=0),
+                attention_mask=mask.repeat_interleave(k, dim=0),
+                past_key_values=cache,
                 do_sample=True,
                 temperature=temperature,
                 top_p=top_p,
                 top_k=0,
-                num_return_sequences=k,
                 max_new_tokens=max_new_tokens,
                 eos_token_id=eos_ids,
                 pad_token_id=tokenizer.pad_token_id,
             )
-        new_tokens = generated[:, inputs["input_ids"].shape[1] :]
+        new_tokens = generated[:, ids.shape[1] :]
         for i in range(len(encoded)):
             samples = []
             for j in range(k):

@@ -6,7 +6,7 @@ boolean metric by task and over all rows (`task = "all"`). Confidence intervals 
 `lmlab.core.stats`' job, so this module only produces point values, and it rounds nothing.
 
 Everything here is a pure function of its inputs (the gold answer's NLL under a model is
-lmlab.evaluation.nll's). The third-party scorers (sacrebleu, jsonschema) are
+scored with the generations, lmlab.evaluation.generate). The third-party scorers (sacrebleu, jsonschema) are
 imported where they are used, so importing this module stays light.
 """
 

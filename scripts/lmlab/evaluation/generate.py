@@ -51,8 +51,9 @@ def generate_cell(
     Greedy decoding through lmlab.models.generation.generate_batched, one call for all items,
     each with its task's max_new_tokens (batches group similar budgets); identical settings in
     every cell apart from the cell's own factors. Rows: id, task, lang, meta, instruction, input, prompt (as sent, i.e. cut from
-    the left when truncated), prompt_tokens (before the cut), prediction, gold, tokens_in,
-    tokens_out, truncated, stopped_at_eos, decoding, model, prompt_name,
+    the left when truncated), prompt_tokens (before the cut), prediction, gold, gold_nll
+    and gold_tokens (mean NLL in nats per token of the gold answer after the prompt as sent,
+    and its token count), tokens_in, tokens_out, truncated, stopped_at_eos, decoding, model, prompt_name,
     template, constrained, context, base_hash, adapter_hash. The cell's wall-clock seconds go
     to `timing_path`.
     """
@@ -63,8 +64,10 @@ def generate_cell(
     prompts = [render_prompt(row, template, tokenizer, constrained) for row in items]
     budgets = [max_new_tokens_for(row["task"], max_new_tokens) for row in items]
     started = time.perf_counter()
+    # The gold answers are scored on the cache of the prompts as sent, in the same pass (gold_nll).
     outputs = generate_batched(model, tokenizer, prompts, max_new_tokens=budgets, batch_size=batch_size,
-                               max_input_tokens=context, progress=False)
+                               max_input_tokens=context, progress=False,
+                               continuations=[row["output"] for row in items])
     results = list(zip(outputs, budgets))
     rows = []
     for row, prompt, (out, budget) in zip(items, prompts, results):
@@ -81,6 +84,8 @@ def generate_cell(
                 "prompt_tokens": prompt_tokens,
                 "prediction": out["text"],
                 "gold": row["output"],
+                "gold_nll": out["continuation_nll"],
+                "gold_tokens": out["continuation_tokens"],
                 "tokens_in": out["tokens_in"],
                 "tokens_out": out["tokens_out"],
                 "truncated": out["truncated"],

@@ -29,7 +29,6 @@ from lmlab.core.stats import (
 )
 from lmlab.evaluation.design import cell_id, differing_pairs, order_models
 from lmlab.data.metrics import is_number
-from lmlab.evaluation.nll import perplexity
 
 # The primary, binary, per-item metric every table and test is built on (lmlab.data.metrics).
 PRIMARY = "correct"
@@ -161,6 +160,15 @@ def apply_families(rows, primary_cells=(), alpha=0.05):
             r.update(family_size=len(members), p_holm=p, significant=reject, verdict=decide(r["estimate"], p, alpha),
                      mde=mde_paired_binary(r["n"], r["discordance"], alpha / len(members)))
     return out
+
+
+def perplexity(nll_rows):
+    """Token-weighted corpus perplexity exp(sum nll*tokens / sum tokens) of gold_nll rows."""
+    total_tokens = sum(r["gold_tokens"] for r in nll_rows)
+    if total_tokens == 0:
+        raise ValueError("perplexity of zero tokens")
+    total = sum(r["gold_nll"] * r["gold_tokens"] for r in nll_rows if r["gold_tokens"])
+    return math.exp(total / total_tokens)
 
 
 def nll_stats(nll_rows_by_model, n_resamples, confidence, seed):

@@ -13,7 +13,9 @@ mask, so each real token keeps the position it has without the cache). Outputs e
 
 Scoring (`continuation_nll`) runs the decoder once per batch and applies the output head only
 where a continuation token is predicted: on a 49k vocabulary the head is a fifth of the
-model, and the prompt positions need none of it.
+model, and the prompt positions need none of it. A generation call can also score a
+continuation of every prompt (an evaluation cell's gold answers) on the prompts' own KV cache,
+cropped back after decoding: the prompt, most of the tokens, is then read once for both.
 """
 
 import copy
@@ -108,10 +110,16 @@ def generate_batched(
     max_batch_tokens=MAX_BATCH_TOKENS,
     share_prefix=True,
     prefix_store=None,
+    continuations=None,
 ):
     """Return one dict per prompt: text, tokens_in, tokens_out, truncated, latency_s,
     stopped_at_eos, prefix_tokens (tokens of it read from the shared-prefix cache),
     prefix_computed (whether this call ran the prefix's forward pass).
+
+    `continuations` (one text per prompt, e.g. gold answers) adds continuation_nll and
+    continuation_tokens: the mean NLL (nats per token) of the continuation after the prompt
+    exactly as it was sent (truncation included), computed on the batch's prompt cache
+    (cache_continuation_nll), so no prompt is read twice.
 
     `max_new_tokens` is one budget for all prompts or a list with one per prompt: prompts are
     then ordered by (budget, length), so a batch holds rows of similar budgets, and a row stops
@@ -140,6 +148,14 @@ def generate_batched(
     budgets = list(max_new_tokens) if isinstance(max_new_tokens, (list, tuple)) else [max_new_tokens] * len(prompts)
     if len(budgets) != len(prompts):
         raise ValueError(f"{len(budgets)} max_new_tokens for {len(prompts)} prompts")
+    scored = None
+    if continuations is not None:
+        if len(continuations) != len(prompts):
+            raise ValueError(f"{len(continuations)} continuations for {len(prompts)} prompts")
+        scored = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in continuations]
+        for text, ids in zip(continuations, scored):
+            if not ids:
+                raise ValueError(f"continuation has no tokens: {text!r}")
     order = sorted(range(len(prompts)), key=lambda i: (budgets[i], len(encoded[i]), i))
     results = [None] * len(prompts)
     device = next(model.parameters()).device
@@ -180,9 +196,14 @@ def generate_batched(
                 eos_token_id=eos_ids,
                 pad_token_id=tokenizer.pad_token_id,
                 use_cache=True,
+                return_dict_in_generate=True,
             )
+            nll = None
+            if scored is not None:
+                nll = cache_continuation_nll(model, inputs, output.past_key_values, [scored[i] for i in batch],
+                                             tokenizer.pad_token_id)
         latency = (time.perf_counter() - start) / len(batch)
-        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        new_tokens = output.sequences[:, inputs["input_ids"].shape[1] :]
         for row, i in enumerate(batch):
             ids = new_tokens[row, : budgets[i]].tolist()
             n_out = len(ids)
@@ -204,7 +225,46 @@ def generate_batched(
                 "prefix_tokens": n_prefix,
                 "prefix_computed": computed,
             }
+            if nll is not None:
+                results[i]["continuation_nll"], results[i]["continuation_tokens"] = nll[row], len(scored[i])
     return results
+
+
+def cache_continuation_nll(model, inputs, cache, continuations, pad_id):
+    """Mean NLL of each row's continuation after its (left-padded) prompt in `inputs`, read
+    from `cache`, the KV cache generate left behind: it is cropped to the prompt minus its
+    last token, and that token is fed again followed by the continuation (right-padded), so
+    its logits predict the first continuation token. Position ids continue each row's real
+    prompt length, the positions the tokens have after the prompt alone; the padding at the
+    end is never attended to by a real token. Equals continuation_nll on the same prompt ids
+    up to float rounding (tests/test_models_generation.py)."""
+    import torch
+
+    prompt_ids, prompt_mask = inputs["input_ids"], inputs["attention_mask"]
+    width = prompt_ids.shape[1]
+    device = prompt_ids.device
+    if cache.get_seq_length() > width - 1:
+        cache.crop((width - 1) - cache.get_seq_length())  # a negative count drops the newest tokens
+    longest = max(len(c) for c in continuations)
+    ids = torch.full((len(continuations), longest + 1), pad_id if pad_id is not None else 0, dtype=torch.long)
+    tail_mask = torch.zeros_like(ids)
+    ids[:, 0] = prompt_ids[:, -1].cpu()
+    tail_mask[:, 0] = 1
+    for row, cont in enumerate(continuations):
+        ids[row, 1 : len(cont) + 1] = torch.tensor(cont)
+        tail_mask[row, 1 : len(cont) + 1] = 1
+    ids, tail_mask = ids.to(device), tail_mask.to(device)
+    start = prompt_mask.sum(dim=1, keepdim=True) - 1
+    positions = start + torch.arange(longest + 1, device=device).unsqueeze(0)
+    mask = torch.cat([prompt_mask[:, :-1], tail_mask], dim=1)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                   use_cache=True).logits.float()
+    nll = []
+    for row, cont in enumerate(continuations):
+        target = torch.tensor(cont, device=device)
+        loss = torch.nn.functional.cross_entropy(logits[row, : len(cont)], target, reduction="sum")
+        nll.append(float(loss) / len(cont))
+    return nll
 
 
 def prompt_tokens_computed(results):
