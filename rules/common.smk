@@ -75,6 +75,42 @@ def sft_adapter(template):
     return f"{SEED_ROOT}/models/sft/{template}"
 
 
+def sft_variants():
+    """{variant: overrides} of config sft.variants: adapters of the alignment template trained
+    with the reference settings but these keys (QLoRA, LoRA rank, target modules, data mix,
+    ...), on the same data order and seed; each is the evaluation model `sft-<variant>`.
+    """
+    return config["sft"]["variants"]
+
+
+def sft_variant_adapter(variant):
+    return sft_adapter(f"{alignment_template()}-{variant}")
+
+
+def sft_adapters():
+    """Adapter names: one per template, then the variants of the alignment template, each
+    <template>-<variant>."""
+    templates = config["templates"]
+    variants = sft_variants() if alignment_template() in templates else {}
+    return templates + [f"{alignment_template()}-{v}" for v in variants]
+
+
+def sft_settings(adapter):
+    """(template, sft settings) of an adapter: the reference settings, with a variant's overrides."""
+    prefix = f"{alignment_template()}-"
+    variant = adapter[len(prefix) :] if adapter not in config["templates"] else ""
+    overrides = sft_variants()[variant] if variant else {}
+    settings = {k: v for k, v in config["sft"].items() if k != "variants"}
+    return (alignment_template() if variant else adapter), {**settings, **overrides}
+
+
+def sft_mix(adapter):
+    """{dataset: validated path} of the adapter's training mix."""
+    return {
+        e["dataset"]: data_path(e["dataset"]) for e in sft_settings(adapter)[1]["mix"]
+    }
+
+
 def alignment_template():
     """The template of the SFT adapter every aligned policy starts from (and is prompted with)."""
     return config["alignment"]["sft_template"]
@@ -113,11 +149,13 @@ def aligned_models():
 
 def trained_models(sft_template):
     """{name: adapter folder, "" for the base alone} of every model a stage can run: the
-    base, the SFT adapter of `sft_template` (when that template is trained) and the
-    aligned policies."""
+    base, the SFT adapter of `sft_template` (when that template is trained), the SFT
+    variants and the aligned policies."""
     models = {"base": ""}
     if sft_template in config["templates"]:
         models["sft"] = sft_adapter(sft_template)
+    if alignment_template() in config["templates"]:
+        models.update({f"sft-{v}": sft_variant_adapter(v) for v in sft_variants()})
     models.update(aligned_models())
     return models
 

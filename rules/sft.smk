@@ -1,43 +1,43 @@
 # Instruction tuning with LoRA/QLoRA through TRL + PEFT.
-# One adapter per template and training seed: <root>/seed-{seed}/models/sft/{template}/ (a
+# One adapter per template (and per variant of the alignment template, <template>-<variant>) and
+# training seed: <root>/seed-{seed}/models/sft/{adapter}/ (a
 # standard PEFT folder + card, log); its wall-clock cost in <root>/seed-{seed}/sft/timing/.
-# Checkpoints live in .../models/sft/.work/{template}/, which is not an output, so a run that
+# Checkpoints live in .../models/sft/.work/{adapter}/, which is not an output, so a run that
 # was stopped (SIGTERM, SIGKILL, SLURM preemption) resumes there when run again.
-SFT = config["sft"]
 SFT_DIR = f"{SEED_ROOT}/models/sft"
-SFT_TEMPLATES = config["templates"]
 SFT_OUT = f"{SEED_ROOT}/sft"
 
 
-SFT_MIX = {entry["dataset"]: data_path(entry["dataset"]) for entry in SFT["mix"]}
+SFT_ADAPTERS = sft_adapters()
 
 
 rule sft_train:
     input:
         base=BASE,
         manifest=f"{RESULTS}/data/manifest.json",
-        validation=data_path(SFT["validation"]),
-        mix=list(SFT_MIX.values()),
+        validation=lambda wc: data_path(sft_settings(wc.adapter)[1]["validation"]),
+        mix=lambda wc: list(sft_mix(wc.adapter).values()),
     output:
-        adapter=directory(f"{SFT_DIR}/{{template}}"),
-        timing=f"{SFT_OUT}/timing/train-{{template}}.json",
-        prov=prov("sft_train-{template}-seed{seed}"),
+        adapter=directory(f"{SFT_DIR}/{{adapter}}"),
+        timing=f"{SFT_OUT}/timing/train-{{adapter}}.json",
+        prov=prov("sft_train-{adapter}-seed{seed}"),
     log:
-        log_path("sft_train-{template}-seed{seed}"),
+        log_path("sft_train-{adapter}-seed{seed}"),
     benchmark:
-        bench("sft_train-{template}-seed{seed}")
+        bench("sft_train-{adapter}-seed{seed}")
     wildcard_constraints:
-        template="|".join(SFT_TEMPLATES),
-    priority: lambda wc: PRIORITY_CHAIN if wc.template == alignment_template() else 0
+        adapter="|".join(SFT_ADAPTERS),
+    priority: lambda wc: PRIORITY_CHAIN if wc.adapter == alignment_template() else 0
     conda:
         "../envs/train.yaml"
     threads: CPU_THREADS
     resources:
         **gpu_resources("sft_train"),
     params:
-        sft=SFT,
-        mix=SFT_MIX,
-        work=f"{SFT_DIR}/.work/{{template}}",
+        template=lambda wc: sft_settings(wc.adapter)[0],
+        sft=lambda wc: sft_settings(wc.adapter)[1],
+        mix=lambda wc: sft_mix(wc.adapter),
+        work=f"{SFT_DIR}/.work/{{adapter}}",
         gpus=config["hpc"]["gpus"],
     script:
         "../scripts/sft_train.py"
@@ -46,11 +46,11 @@ rule sft_train:
 rule sft_summary:
     input:
         adapters=expand(
-            f"{SFT_DIR}/{{template}}", template=SFT_TEMPLATES, allow_missing=True
+            f"{SFT_DIR}/{{adapter}}", adapter=SFT_ADAPTERS, allow_missing=True
         ),
         timings=expand(
-            f"{SFT_OUT}/timing/train-{{template}}.json",
-            template=SFT_TEMPLATES,
+            f"{SFT_OUT}/timing/train-{{adapter}}.json",
+            adapter=SFT_ADAPTERS,
             allow_missing=True,
         ),
     output:
@@ -71,7 +71,11 @@ rule sft_summary:
     resources:
         **cpu_resources("sft_summary"),
     params:
-        templates=SFT_TEMPLATES,
+        adapters=SFT_ADAPTERS,
+        variants={
+            f"{alignment_template()}-{v}": (v, overrides)
+            for v, overrides in sft_variants().items()
+        },
     script:
         "../scripts/sft_summary.py"
 
@@ -79,8 +83,8 @@ rule sft_summary:
 PROVENANCE.extend(
     for_seeds(
         expand(
-            prov("sft_train-{template}-seed{seed}"),
-            template=SFT_TEMPLATES,
+            prov("sft_train-{adapter}-seed{seed}"),
+            adapter=SFT_ADAPTERS,
             allow_missing=True,
         )
     )

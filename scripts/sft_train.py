@@ -1,4 +1,4 @@
-"""Rule sft_train: one LoRA/QLoRA adapter per template (lmlab.sft.train.run_sft)."""
+"""Rule sft_train: one LoRA/QLoRA adapter per template or variant (lmlab.sft.train.run_sft)."""
 
 from lmlab.core.launch import processes_for
 from lmlab.core.step import step, step_seed
@@ -14,7 +14,7 @@ with step(snakemake) as smk:
         out_dir=smk.output.adapter,
         timing_path=smk.output.timing,
         work_dir=smk.params.work,
-        template=smk.wildcards.template,
+        template=smk.params.template,
         cfg=smk.params.sft,
         seed=step_seed(smk),
         manifest_path=smk.input.manifest,

@@ -73,3 +73,26 @@ def test_a_primary_hypothesis_must_name_what_the_run_compares(section, value, me
 
 def test_the_config_checker_knows_every_agent_comparison():
     assert AGENT_COMPARISONS == tuple(name for name, *_ in COMPARISONS)
+
+
+@pytest.mark.parametrize(
+    "variants, message",
+    [
+        ({"big": {"rank": 8}}, r"^config: sft\.variants\.big: \['rank'\] are not sft settings$"),
+        ({"big": {"r": "eight"}}, r"^config: sft\.variants\.big\.r: 'eight' is not of type 'integer'$"),
+        ({"two-words": {"r": 8}}, r"^config: sft\.variants: 'two-words' does not match"),
+    ],
+)
+def test_an_sft_variant_is_checked_like_the_sft_settings(variants, message):
+    config = load("config.yaml")
+    check_config(config, SCHEMA)  # the shipped QLoRA variant passes
+    config["sft"]["variants"] = variants
+    with pytest.raises(InputError, match=message):
+        check_config(config, SCHEMA)
+
+
+def test_an_evaluated_variant_must_be_configured():
+    config = filled("config.yaml")
+    config["evaluation"]["models"] = [*config["evaluation"]["models"], "sft-r64"]
+    with pytest.raises(InputError, match=r"^config: evaluation\.models: 'sft-r64' names no variant"):
+        check_rules(config)

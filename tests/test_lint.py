@@ -52,7 +52,7 @@ def pins(lines):
 
 def test_env_pins_agree_with_requirements():
     required = {}
-    for req in ("requirements.txt", "requirements-nodeps.txt", "requirements-gpu.txt"):
+    for req in ("requirements.txt", "requirements-nodeps.txt"):
         required.update(pins((ROOT / req).read_text().splitlines()))
     envs = sorted((ROOT / "envs").glob("*.yaml"))
     assert envs

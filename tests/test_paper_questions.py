@@ -40,23 +40,28 @@ def context():
     }
 
 
-def sft(qlora=(False, False)):
-    run = lambda q: {"qlora": q, "device": "cuda" if q else "cpu", "global_step": 4, "n_train": 12, "n_eval": 3,  # noqa: E731
+def sft(qlora_arm=False):
+    run = lambda q: {"qlora": q, "device": "cpu", "global_step": 4, "n_train": 12, "n_eval": 3,  # noqa: E731
                      "base_eval_loss": 2.0, "final_eval_loss": 1.5 if q else 1.4, "peak_memory_mib": 500.0 if q else 900.0,
-                     "tokens_per_s": 100.0, "load_average": 1.0}
+                     "tokens_per_s": 100.0, "wall_s": 300.0 if q else 120.0, "load_average": 1.0}
     return {
         "n_templates": 2,
         "best_template": "chat",
         "template_order": ["chat", "minimal"],
         "settings": {"mix": [{"dataset": "sft_train", "weight": 1.0}], "qlora": "auto"},
-        "templates": {"chat": run(qlora[0]), "minimal": run(qlora[1])},
+        "templates": {"chat": run(False), "minimal": run(False)},
+        "variants": {"qlora": {**run(True), "adapter": "chat-qlora", "template": "chat", "overrides": {"qlora": True}}}
+        if qlora_arm else {},
     }
+
+
+def comp(a, b, d, factor="model", p=0.5):
+    return {"factor": factor, "a": a, "b": b, "task": "all", **with_test(d, p)}
 
 
 def evaluation(dpo_minus_sft=iv(0.0, -0.1, 0.1, 40), dpo_p=0.5):
     cells = {f"{m}/structured/ctx512": {"correct": iv(0.5, 0.3, 0.7, 40), "n": 40, "tokens_in": 4000, "tokens_out": 400,
                                          "hit_max_new_tokens": 10, "truncated": 2} for m in ("base", "sft", "dpo")}
-    comp = lambda a, b, d, factor="model", p=0.5: {"factor": factor, "a": a, "b": b, "task": "all", **with_test(d, p)}  # noqa: E731
     return {
         "models": ["base", "sft", "dpo"],
         "n_items": 40,
@@ -154,12 +159,19 @@ def test_chunking_answer_follows_the_intervals():
     assert "higher with retrieval" not in by_id(answer_questions(s))[3]["answer"]
 
 
-def test_qlora_needs_a_gpu_arm():
-    cpu_only = by_id(answer_questions(summaries()))[6]
-    assert not cpu_only["answered"] and "CUDA" in cpu_only["answer"]
-    mixed = by_id(answer_questions(summaries(sft=sft(qlora=(True, False)))))[6]
-    assert mixed["answered"] and mixed["numbers"]["QLoRA peak memory (MiB)"] == "500"
-    assert mixed["numbers"]["LoRA peak memory (MiB)"] == "900"
+def test_lora_vs_qlora_is_answered_from_the_qlora_variant_and_its_test():
+    none = by_id(answer_questions(summaries()))[6]
+    assert not none["answered"] and "no QLoRA arm is configured" in none["answer"]
+    ev = evaluation()
+    ev["comparisons"].append(comp("sft-qlora/structured/ctx512", "sft/structured/ctx512", iv(-0.05, -0.15, 0.05, 40)))
+    arm = by_id(answer_questions(summaries(sft=sft(qlora_arm=True), evaluation=ev)))[6]
+    assert arm["answered"] and arm["numbers"]["QLoRA peak memory (MiB)"] == "500"
+    assert arm["numbers"]["LoRA peak memory (MiB)"] == "900"
+    assert "no effect detected" in arm["answer"] and "says nothing about QLoRA's cost on a GPU" in arm["answer"]
+    flipped = dict(ev, comparisons=[*ev["comparisons"][:-1], comp("sft-qlora/structured/ctx512", "sft/structured/ctx512",
+                                                                  iv(-0.2, -0.3, -0.1, 40), p=0.001)])
+    worse = by_id(answer_questions(summaries(sft=sft(qlora_arm=True), evaluation=flipped)))[6]
+    assert "share correct, QLoRA minus LoRA decreased" in worse["answer"]
 
 
 def test_single_mix_and_unevaluated_orpo_are_not_answered():

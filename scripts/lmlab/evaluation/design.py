@@ -38,10 +38,17 @@ MATRIX_COLUMNS = ["model", "prompt", "context", "agent_arm", "stage", "in_design
 
 
 def baseline_of(model):
-    """Whom a model is judged against for the win rate: the model it was trained from."""
+    """Whom a model is judged against for the win rate: the model it was trained from, and
+    for a variant of the SFT adapter (sft-<variant>) the adapter it varies."""
     if model == "base":
         return None
     return "base" if model == "sft" else "sft"
+
+
+def variant_of(model):
+    """The model a variant name `<model>-<variant>` varies (sft-qlora -> sft), else None."""
+    head, sep, _ = model.partition("-")
+    return head if sep and head in MODEL_ORDER else None
 
 
 def cell_id(cell):
@@ -60,9 +67,14 @@ def generation_path(cell, generations_dir):
 
 
 def order_models(models):
-    """Models in MODEL_ORDER first, any others after them in the order given."""
-    known = [m for m in MODEL_ORDER if m in models]
-    return known + [m for m in models if m not in MODEL_ORDER]
+    """Models in MODEL_ORDER first, each followed by its variants (sft, sft-qlora, dpo, ...) in
+    the order given, then any others in the order given."""
+    known = []
+    for name in MODEL_ORDER:
+        if name in models:
+            known.append(name)
+        known += [m for m in models if variant_of(m) == name and m not in known]
+    return known + [m for m in models if m not in known]
 
 
 def resolve_models(requested, available):
@@ -102,7 +114,7 @@ def reference_cell(models, prompts, contexts, reference):
     its fall-backs (sft -> base), so a run without SFT still has a reference."""
     ref = {"model": reference["model"], "prompt": reference["prompt"], "context": int(reference["context"])}
     if ref["model"] not in models:
-        fallback = [m for m in order_models(models) if MODEL_ORDER.index(m) < MODEL_ORDER.index(ref["model"])] if (
+        fallback = [m for m in order_models(models) if m in MODEL_ORDER and MODEL_ORDER.index(m) < MODEL_ORDER.index(ref["model"])] if (
             ref["model"] in MODEL_ORDER
         ) else []
         if not fallback:

@@ -13,6 +13,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
+from lmlab.core.errors import InputError
 from lmlab.core.io import read_json, sha256_file, sha256_tree, write_json
 
 log = logging.getLogger(__name__)
@@ -183,17 +184,48 @@ def load_tokenizer(model_dir, padding_side="left"):
     return tokenizer
 
 
+# QLoRA's base: 4-bit NF4 weights with double quantisation (the statistics quantised too).
+QUANTIZATION = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
+
+
+def load_quantized(base_dir, dtype, device_map):
+    """The base with 4-bit NF4 linear layers (bitsandbytes; CUDA, or its CPU backend) computing in `dtype`."""
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise InputError("config: sft.qlora: QLoRA needs the bitsandbytes package (requirements.txt, "
+                         "envs/train.yaml); install it or set sft.qlora: false")
+    return AutoModelForCausalLM.from_pretrained(
+        base_dir,
+        quantization_config=BitsAndBytesConfig(**QUANTIZATION, bnb_4bit_compute_dtype=dtype),
+        dtype=dtype,
+        device_map=device_map,
+    )
+
+
+def trained_on_4bit(adapter_dir):
+    """Whether an adapter was trained on the 4-bit base (QLoRA), from its training_config.json."""
+    config = Path(adapter_dir) / "training_config.json"
+    return bool(config.exists() and read_json(config).get("qlora"))
+
+
 def load_model(base_dir, adapter_dir=None, device=None, dtype=None, merge=True):
     """Base model, optionally with a PEFT adapter, in eval mode on the chosen device.
 
     For inference the adapter is merged into the weights (merge_and_unload): the same function
     without the extra low-rank matmuls in every adapted layer. merge=False keeps the PeftModel
-    (the adapter as a separate branch), for the benchmark that compares the two."""
+    (the adapter as a separate branch), for the benchmark that compares the two. An adapter
+    trained on the 4-bit base (QLoRA) is put on that base as it trained: the NF4 weights
+    de-quantised to `dtype` (what bitsandbytes computes with), so the model is the trained
+    one and runs at full speed without 4-bit kernels."""
     from transformers import AutoModelForCausalLM
 
     if device is None or dtype is None:
         device, dtype = pick_device_dtype()
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
+    if adapter_dir and trained_on_4bit(adapter_dir):
+        model = load_quantized(base_dir, dtype, {"": device}).dequantize()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
     if adapter_dir:
         from peft import PeftModel
 

@@ -96,12 +96,14 @@ def aggregate_benchmarks(paths, rule_names):
 
 
 def training_throughput(sft=None, alignment=None):
-    """Throughput the training stages recorded: SFT per template and alignment per method
-    (tokens/s, achieved FLOP/s over the GEMM probe, both counted as in lmlab.core.cost)."""
+    """Throughput the training stages recorded: SFT per adapter (templates, then variants as
+    <template>-<variant>) and alignment per method (tokens/s, achieved FLOP/s over the GEMM
+    probe, both counted as in lmlab.core.cost)."""
     out = {}
     if sft:
-        for name in sft.get("template_order", sorted(sft.get("templates", {}))):
-            t = sft["templates"][name]
+        runs = [(name, sft["templates"][name]) for name in sft.get("template_order", sorted(sft.get("templates", {})))]
+        runs += [(v["adapter"], v) for v in (sft.get("variants") or {}).values()]
+        for name, t in runs:
             out[f"sft/{name}"] = {
                 "stage": "sft",
                 "run": name,

@@ -152,39 +152,39 @@ def q_data_mixes(S):
 
 def q_lora_qlora(S):
     sft = need(S, "sft")
-    runs = sft["templates"]
-    flags = {name: bool(t.get("qlora")) for name, t in runs.items()}
-    devices = sorted({str(t.get("device")) for t in runs.values()})
-    numbers = {"qlora setting": str(sft["settings"].get("qlora")), "device": ", ".join(devices)}
-    numbers.update({f"qlora ran ({n})": str(v).lower() for n, v in sorted(flags.items())})
-    if not any(flags.values()):
-        why = "QLoRA needs a CUDA GPU (bitsandbytes 4-bit)" if not any(d.startswith("cuda") for d in devices) else "QLoRA was not enabled"
-        return (
-            NOT_ANSWERED + f"{why}; every adapter here is 16/32-bit LoRA on {', '.join(devices)}, so there is no QLoRA arm.",
-            numbers,
-            "results/sft/summary.json: settings.qlora, templates.<t>.qlora, device",
-        )
-    if all(flags.values()):
-        return (
-            NOT_ANSWERED + "every adapter ran with QLoRA, so there is no LoRA arm to compare with.",
-            numbers,
-            "results/sft/summary.json: templates.<t>.qlora",
-        )
-    lora = [runs[n] for n, f in flags.items() if not f]
-    qlora = [runs[n] for n, f in flags.items() if f]
-    parts = []
-    for label, key in (("final validation loss", "final_eval_loss"), ("peak memory (MiB)", "peak_memory_mib"), ("tokens/s", "tokens_per_s")):
-        lo = [r[key] for r in lora if r.get(key) is not None]
-        qo = [r[key] for r in qlora if r.get(key) is not None]
-        if lo and qo:
-            numbers[f"LoRA {label}"] = fmt_num(sum(lo) / len(lo))
-            numbers[f"QLoRA {label}"] = fmt_num(sum(qo) / len(qo))
-            parts.append(f"{label} LoRA {fmt_num(sum(lo) / len(lo))} vs QLoRA {fmt_num(sum(qo) / len(qo))}")
-    return (
-        "Single runs, no interval: " + "; ".join(parts) + ".",
-        numbers,
-        "results/sft/summary.json: templates.<t>",
-    )
+    arms = [(name, v) for name, v in (sft.get("variants") or {}).items() if v.get("qlora")]
+    if not arms:
+        flags = {name: bool(t.get("qlora")) for name, t in sft["templates"].items()}
+        why = ("every adapter ran with QLoRA, so there is no LoRA arm to compare with" if flags and all(flags.values())
+               else "no QLoRA arm is configured (sft.variants with qlora: true)")
+        return (NOT_ANSWERED + why + ".", {f"qlora ran ({n})": str(v).lower() for n, v in sorted(flags.items())},
+                "results/sft/summary.json: variants, templates.<t>.qlora")
+    name, q = arms[0]
+    lora = sft["templates"].get(q["template"])
+    if lora is None or lora.get("qlora"):
+        raise Missing(f"the reference adapter of the QLoRA arm {name!r} is not a LoRA run")
+    numbers, parts = {}, []
+    ev = S.get("evaluation") or {}
+    c = comparison(ev, "model", f"sft-{name}/", "sft/") if ev else None
+    if c:
+        numbers["QLoRA − LoRA, share correct"] = f"{ci(c)} (Holm p = {fmt_num(c['p_holm'], 3)}, mde {fmt_num(c['mde'], 2)})"
+        parts.append(paired_verdict(c, "share correct, QLoRA minus LoRA"))
+    else:
+        parts.append(f"sft-{name} is not on the evaluation's model axis, so only the validation loss compares quality")
+    for label, key, digits in (("validation loss", "final_eval_loss", 4), ("peak memory (MiB)", "peak_memory_mib", 0),
+                               ("training tokens/s", "tokens_per_s", 1), ("wall time (s)", "wall_s", 0)):
+        if lora.get(key) is not None and q.get(key) is not None:
+            numbers[f"LoRA {label}"] = fmt_num(lora[key], digits)
+            numbers[f"QLoRA {label}"] = fmt_num(q[key], digits)
+    loss = (f"validation loss LoRA {fmt_num(lora['final_eval_loss'], 4)} vs QLoRA {fmt_num(q['final_eval_loss'], 4)} "
+            f"(one run each, no interval)")
+    cost = (f"on {q.get('device')} QLoRA took {fmt_num(q['wall_s'], 0)} s and {fmt_num(q['peak_memory_mib'], 0)} MiB peak "
+            f"memory against LoRA's {fmt_num(lora['wall_s'], 0)} s and {fmt_num(lora['peak_memory_mib'], 0)} MiB")
+    if not str(q.get("device", "")).startswith("cuda"):
+        cost += ("; this is bitsandbytes' CPU backend, whose 4-bit kernels are not the CUDA ones, so the cost here "
+                 "says nothing about QLoRA's cost on a GPU")
+    return ("; ".join([*parts, loss, cost]) + ".", numbers,
+            "results/evaluation/summary.json: comparisons (sft-<qlora> vs sft); results/sft/summary.json: variants, templates")
 
 
 def q_dpo_factuality(S):

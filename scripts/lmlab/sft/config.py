@@ -38,17 +38,11 @@ def resolve_config(cfg=None):
 
 
 def resolve_qlora(setting, cuda_available):
-    """qlora: auto -> on with CUDA; true without CUDA is a configuration error, not a fallback."""
+    """qlora: auto -> on with CUDA (the cluster default); true -> on, on any device (bitsandbytes
+    0.50 has a CPU backend: slow, but the same 4-bit NF4 training); false -> off."""
     setting = str(setting).lower()
     if setting == "auto":
         return bool(cuda_available)
-    if setting == "true":
-        if not cuda_available:
-            raise InputError(
-                "config: sft.qlora: true needs a CUDA GPU (4-bit NF4 through bitsandbytes), and this "
-                "machine has none; set sft.qlora to auto or false"
-            )
-        return True
-    if setting == "false":
-        return False
+    if setting in ("true", "false"):
+        return setting == "true"
     raise InputError(f"config: sft.qlora: {setting!r} is not one of auto, true, false")

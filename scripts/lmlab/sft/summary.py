@@ -16,11 +16,16 @@ FLOPS_FORMULA_TEXT = "(4 x N_forward + 2 x N_trainable) x training tokens (LoRA:
 
 
 def summarize(adapter_dirs, timing_paths, summary_path, timing_summary_path, cost_table, loss_table, figure_png,
-              figure_pdf):
+              figure_pdf, variants=None):
     """results/sft/: summary.json, tables/sft_cost.tsv, tables/sft_losses.tsv, figures/sft_curves.*
 
-    Every number of the paper's SFT section is in summary.json; the tables hold the same numbers
-    formatted for reading (cost) or the full curves (losses)."""
+    `adapter_dirs` and `timing_paths` are keyed by adapter name: a template, or for a variant
+    of the reference adapter (`variants`: {adapter: (variant, overrides)}) <template>-<variant>.
+    The templates are compared with each other (best_template); each variant is reported
+    beside the reference under `variants`. Every number of the paper's SFT section is in
+    summary.json; the tables hold the same numbers formatted for reading (cost) or the full
+    curves (losses)."""
+    variants = variants or {}
     # Lazy: matplotlib is needed only to draw the figure.
     import matplotlib
 
@@ -28,13 +33,14 @@ def summarize(adapter_dirs, timing_paths, summary_path, timing_summary_path, cos
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    templates, cost_rows, loss_rows, settings = {}, [], [], None
+    templates, variant_runs, cost_rows, loss_rows, settings = {}, {}, [], [], None
     for template, folder in adapter_dirs.items():
         folder = Path(folder)
         metrics = read_json(folder / "metrics.json")
         cost = read_json(timing_paths[template])
         training = read_json(folder / "training_config.json")
-        settings = settings or training["lmlab_sft"]
+        if template not in variants:
+            settings = settings or training["lmlab_sft"]
         curve = read_tsv(folder / "train_log.tsv")
         t = {
             k: metrics[k]
@@ -72,10 +78,15 @@ def summarize(adapter_dirs, timing_paths, summary_path, timing_summary_path, cos
             train_step_cpu_s=cost.get("train_step_cpu_s", 0.0),
             load_average=cost.get("load_average"),
         )
-        templates[template] = t
+        if template in variants:
+            variant, overrides = variants[template]
+            variant_runs[variant] = {**t, "adapter": template, "template": training["template"],
+                                     "overrides": overrides}
+        else:
+            templates[template] = t
         cost_rows.append(
             {
-                "template": template,
+                "adapter": template,
                 "steps": str(t["global_step"]),
                 "train tokens": str(t["tokens"]),
                 "wall (s)": f"{t['wall_s']:.1f}",
@@ -90,13 +101,15 @@ def summarize(adapter_dirs, timing_paths, summary_path, timing_summary_path, cos
                 "kept val. loss": fmt_fixed(t["final_eval_loss"], 4, missing="n/a"),
             }
         )
-        loss_rows.extend({"template": template, **row} for row in curve)
+        loss_rows.extend({"adapter": template, **row} for row in curve)
     with_eval = [name for name in templates if templates[name]["final_eval_loss"] is not None]
     summary = {
         "templates": templates,
-        "template_order": list(adapter_dirs),
+        "template_order": [name for name in adapter_dirs if name not in variants],
         "n_templates": len(templates),
-        "total_wall_s": sum(t["wall_s"] for t in templates.values()),
+        "variants": variant_runs,
+        "variant_order": [variants[name][0] for name in adapter_dirs if name in variants],
+        "total_wall_s": sum(t["wall_s"] for t in [*templates.values(), *variant_runs.values()]),
         "best_template": min(with_eval, key=lambda name: templates[name]["final_eval_loss"]) if with_eval else None,
         "flops_formula": FLOPS_FORMULA_TEXT,
         "settings": (
@@ -129,12 +142,12 @@ def summarize(adapter_dirs, timing_paths, summary_path, timing_summary_path, cos
         ),
     }
     write_results(summary_path, summary, timing_summary_path)
-    write_tsv(cost_table, cost_rows, columns=list(cost_rows[0]) if cost_rows else ["template"])
-    write_tsv(loss_table, loss_rows, columns=["template", *LOG_COLUMNS], digits=6)
+    write_tsv(cost_table, cost_rows, columns=list(cost_rows[0]) if cost_rows else ["adapter"])
+    write_tsv(loss_table, loss_rows, columns=["adapter", *LOG_COLUMNS], digits=6)
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for template in templates:
-        rows = [r for r in loss_rows if r["template"] == template]
+    for template in adapter_dirs:
+        rows = [r for r in loss_rows if r["adapter"] == template]
         train = [(int(r["step"]), float(r["loss"])) for r in rows if r["loss"]]
         evals = [(int(r["step"]), float(r["eval_loss"])) for r in rows if r["eval_loss"]]
         if train:
@@ -146,7 +159,7 @@ def summarize(adapter_dirs, timing_paths, summary_path, timing_summary_path, cos
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("cross-entropy (nats/token)")
         ax.set_title(title)
-        ax.legend(title="template")
+        ax.legend(title="adapter")
         ax.grid(alpha=0.3)
     fig.tight_layout()
     for path in (figure_png, figure_pdf):

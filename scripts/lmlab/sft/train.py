@@ -25,15 +25,14 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 from peft import LoraConfig, prepare_model_for_kbit_training
-from transformers import AutoModelForCausalLM, BitsAndBytesConfig, PrinterCallback, TrainerCallback
+from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from lmlab.core import launch
 from lmlab.core.cost import cost_record, forward_parameters, gemm_probe
-from lmlab.core.errors import InputError
 from lmlab.core.io import read_json, write_json, write_tsv
 from lmlab.core.provenance import hardware, package_versions
-from lmlab.models.base import load_tokenizer, lora_targets, pick_device_dtype
+from lmlab.models.base import QUANTIZATION, load_quantized, load_tokenizer, lora_targets, pick_device_dtype
 from lmlab.sft.config import resolve_config, resolve_qlora
 from lmlab.sft.data import load_training_data, to_dataset
 from lmlab.sft.outputs import LOG_COLUMNS, model_card, train_log_rows
@@ -82,8 +81,8 @@ def sft_args(cfg, work_dir, device, dtype, seed, qlora=False):
         lr_scheduler_type=cfg["lr_scheduler_type"],
         max_grad_norm=cfg["max_grad_norm"],
         optim=(
-            "paged_adamw_8bit"
-            if qlora and cfg["optim"] == "auto"
+            "paged_adamw_8bit"  # CUDA only: paged optimizer states
+            if qlora and cfg["optim"] == "auto" and device == "cuda"
             else ("adamw_torch" if cfg["optim"] == "auto" else cfg["optim"])
         ),
         completion_only_loss=True,
@@ -106,27 +105,14 @@ def sft_args(cfg, work_dir, device, dtype, seed, qlora=False):
     )
 
 
-QUANTIZATION = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
-
-
 def load_training_model(base_dir, dtype, qlora, checkpointing):
-    """Float model, or (QLoRA) 4-bit NF4 with double quantisation and bf16/fp16 compute,
-    prepared for k-bit training. Each DDP process puts its copy on its own GPU."""
+    """Float model, or (QLoRA) 4-bit NF4 with double quantisation and `dtype` compute (bf16/fp16
+    on a GPU, float32 on bitsandbytes' CPU backend), prepared for k-bit training. Each DDP
+    process puts its copy on its own GPU."""
     if not qlora:
         return AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
-    try:
-        import bitsandbytes  # noqa: F401  (optional: only QLoRA needs it)
-    except ImportError as err:
-        raise InputError(
-            "config: sft.qlora: QLoRA needs the bitsandbytes package (envs/train.yaml); "
-            "install it or set sft.qlora: false"
-        ) from err
-    model = AutoModelForCausalLM.from_pretrained(
-        base_dir,
-        quantization_config=BitsAndBytesConfig(**QUANTIZATION, bnb_4bit_compute_dtype=dtype),
-        dtype=dtype,
-        device_map={"": PartialState().local_process_index},
-    )
+    device_map = {"": PartialState().local_process_index if torch.cuda.is_available() else "cpu"}
+    model = load_quantized(base_dir, dtype, device_map)
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
 
 
