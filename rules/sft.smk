@@ -27,7 +27,15 @@ rule sft_train:
         bench("sft_train-{adapter}-seed{seed}")
     wildcard_constraints:
         adapter="|".join(SFT_ADAPTERS),
-    priority: lambda wc: PRIORITY_CHAIN if wc.adapter == alignment_template() else 0
+    # The variants feed evaluation cells that the judge waits for.
+    priority:
+        lambda wc: (
+            PRIORITY_CHAIN
+            if wc.adapter == alignment_template()
+            else (
+                PRIORITY_BEFORE_JUDGE if wc.adapter not in config["templates"] else 0
+            )
+        )
     conda:
         "../envs/train.yaml"
     threads: CPU_THREADS

@@ -327,7 +327,8 @@ def train_sft(
         "template": template,
         "seed": seed,
         "base_model": {"path": str(base_dir), "name": base_dir.name, **base_record},
-        "precision": precision + (" compute, 4-bit NF4 weights" if qlora else ""),
+        # TRL casts a quantized model's trainable adapter weights to bf16 (the QLoRA paper's recipe).
+        "precision": precision + (" compute, 4-bit NF4 weights, adapter trained in bfloat16 (TRL)" if qlora else ""),
         "qlora": qlora,
         "mix": data["mix"],
         "validation": data["validation"],
